@@ -1,0 +1,87 @@
+"""Shared fixtures. Under CI=true a skipped test is a failure: CI must provide every service."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tornadostudy.data.schema import GLOBAL_ATTRS, PATCH_VARIABLES, PIXEL_VARIABLES, file_name_for
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where every service must be present: {reason}"
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the installed console script as a user would."""
+    exe = shutil.which("tornadostudy", path=str(Path(sys.executable).parent)) or "tornadostudy"
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=600
+    )
+
+
+def write_patch_file(
+    path: Path, n: int = 5, *, size: int = 32, drop: tuple[str, ...] = (), nan_in: str | None = None, seed: int = 0
+) -> Path:
+    """A hand-made NCAR patch file, optionally broken in one way (for bad-input tests)."""
+    import netCDF4
+
+    from tornadostudy.data.synth import generate_patches
+
+    data = generate_patches(n, np.random.default_rng(seed))
+    if size != 32:
+        data = {k: (np.resize(v, (n, size, size)) if v.ndim == 3 else v) for k, v in data.items()}
+    if nan_in:
+        data[nan_in] = data[nan_in].copy()
+        data[nan_in][n // 2, 3, 4] = np.nan
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("p", n)
+        ds.createDimension("row", size)
+        ds.createDimension("col", size)
+        for name in PIXEL_VARIABLES + PATCH_VARIABLES:
+            if name in drop:
+                continue
+            dims = ("p", "row", "col") if name in PIXEL_VARIABLES else ("p",)
+            ds.createVariable(name, data[name].dtype, dims)[:] = data[name]
+        ds.setncatts(GLOBAL_ATTRS)
+    return path
+
+
+@pytest.fixture
+def patch_file_name():
+    import datetime as dt
+
+    return file_name_for(dt.date(2012, 5, 1))
+
+
+@pytest.fixture(scope="session")
+def raw_small(tmp_path_factory) -> Path:
+    """600 synthetic storms in 20 files (both sides of the 2015 split)."""
+    from tornadostudy.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("raw") / "ncar"
+    synthesize(out, storms=600, seed=7, files=20, processes=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def prepared_small(raw_small, tmp_path_factory) -> Path:
+    from tornadostudy.data.prepare import PrepareOptions, prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "p"
+    prepare(PrepareOptions(source=raw_small, out=out, multipliers=(1, 2, 4), seed=3))
+    return out

@@ -1,0 +1,113 @@
+import math
+
+import numpy as np
+import pytest
+
+from tornadostudy.data.augment import AugmentConfig, TransformParams, augment_numpy, sample_params, warp
+from tornadostudy.errors import UserInputError
+
+
+def _params(angle_deg=0.0, zoom=1.0, sx=0.0, sy=0.0, n=1):
+    f = lambda v: np.full(n, v, dtype=np.float32)  # noqa: E731
+    return TransformParams(f(math.radians(angle_deg)), f(zoom), f(sx), f(sy))
+
+
+def _vortex(n=1, strength=1.0):
+    rows, cols = np.meshgrid(np.arange(32.0), np.arange(32.0), indexing="ij")
+    dx, dy = cols - 15.5, rows - 15.5
+    x = np.zeros((n, 32, 32, 3), dtype=np.float32)
+    x[..., 0] = np.exp(-(dx**2 + dy**2) / 40)
+    x[..., 1] = -strength * dy  # solid-body counter-clockwise rotation: u = −ω·y, v = ω·x
+    x[..., 2] = strength * dx
+    return x
+
+
+def _vorticity(x):
+    return (np.gradient(x[..., 2], axis=2) - np.gradient(x[..., 1], axis=1))[:, 8:24, 8:24].mean(axis=(1, 2))
+
+
+def test_identity_transform_returns_the_input():
+    x = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(warp(x, _params(n=3)), x, atol=1e-5)
+
+
+def test_rotation_turns_image_and_wind_the_same_way():
+    x = np.zeros((1, 32, 32, 3), dtype=np.float32)
+    x[0, 15:17, 25:27, 0] = 1.0  # a blob east of the centre
+    x[..., 1] = 10.0  # westerly wind
+    out = warp(x, _params(angle_deg=90))
+    row, col = np.unravel_index(out[0, ..., 0].argmax(), (32, 32))
+    assert row > 20 and 13 <= col <= 18, "counter-clockwise: the eastern blob moves north (higher row)"
+    np.testing.assert_allclose(out[0, 16, 16, 1:], [0.0, 10.0], atol=1e-4)  # westerly becomes southerly
+
+
+def test_augmentation_never_mirrors_a_vortex():
+    x = _vortex(64)
+    out = augment_numpy(x, np.random.default_rng(1), AugmentConfig(max_rotation_deg=30, max_zoom=1.3))
+    before, after = _vorticity(x), _vorticity(out)
+    assert (after > 0).all(), "a mirrored storm would rotate the other way"
+    np.testing.assert_allclose(after, before, rtol=0.35)
+    assert not np.allclose(out, x)
+
+
+def test_sampled_transforms_stay_within_config_and_preserve_orientation():
+    cfg = AugmentConfig(max_rotation_deg=10, max_shift_px=2, max_zoom=1.2)
+    p = sample_params(np.random.default_rng(0), 10_000, cfg)
+    assert np.abs(np.degrees(p.angle)).max() <= 10 + 1e-4
+    assert np.abs(p.shift_x).max() <= 2 and np.abs(p.shift_y).max() <= 2
+    assert p.zoom.min() >= 1.0 and p.zoom.max() <= 1.2
+    # Linear part zoom·R(θ): determinant zoom² > 0 for every draw, so never a reflection.
+    det = (p.zoom * np.cos(p.angle)) ** 2 + (p.zoom * np.sin(p.angle)) ** 2
+    assert (det > 0).all()
+
+
+def test_standardised_input_gives_the_standardised_physical_result():
+    rng = np.random.default_rng(2)
+    raw = (_vortex(8) + rng.normal(size=(8, 32, 32, 3))).astype(np.float32)
+    raw[..., 1] += 7.0
+    raw[..., 2] -= 3.0
+    mean = np.array([0.1, 7.0, -3.0], dtype=np.float32)
+    scale = np.array([1.0, 2.0, 5.0], dtype=np.float32)
+    params = sample_params(np.random.default_rng(3), 8, AugmentConfig())
+    physical = (warp(raw, params) - mean) / scale
+    scaled = warp((raw - mean) / scale, params, mean=mean, scale=scale)
+    np.testing.assert_allclose(scaled, physical, atol=1e-4)
+
+
+def test_deterministic_by_seed():
+    x = _vortex(4)
+    a = augment_numpy(x, np.random.default_rng(9), AugmentConfig())
+    b = augment_numpy(x, np.random.default_rng(9), AugmentConfig())
+    c = augment_numpy(x, np.random.default_rng(10), AugmentConfig())
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("kwargs", [{"max_rotation_deg": 90}, {"max_shift_px": -1}, {"max_zoom": 0.5}])
+def test_bad_config_is_refused(kwargs):
+    with pytest.raises(UserInputError):
+        AugmentConfig(**kwargs)
+
+
+@pytest.mark.tf
+def test_tensorflow_warp_is_the_same_function():
+    tf = pytest.importorskip("tensorflow")
+    from tornadostudy.data.augment import _TensorFlowBackend, augment_tf
+
+    x = (_vortex(16) + np.random.default_rng(4).normal(size=(16, 32, 32, 3))).astype(np.float32)
+    params = sample_params(np.random.default_rng(5), 16, AugmentConfig())
+    mean, scale = np.array([0, 1, 2], np.float32), np.array([1, 2, 3], np.float32)
+    expected = warp(x, params, mean=mean, scale=scale)
+    tf_params = TransformParams(*(tf.constant(v) for v in (params.angle, params.zoom, params.shift_x, params.shift_y)))
+    got = warp(tf.constant(x), tf_params, mean=mean, scale=scale, backend=_TensorFlowBackend())
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-4)
+
+    # Live use: inside a compiled (XLA) function on a batch of unknown size, still no mirroring.
+    generator = tf.random.Generator.from_seed(1)
+    live = tf.function(
+        lambda b: augment_tf(b, AugmentConfig(), seed_generator=generator),
+        jit_compile=True,
+        input_signature=[tf.TensorSpec((None, 32, 32, 3), tf.float32)],
+    )
+    out = live(tf.constant(_vortex(32))).numpy()
+    assert out.shape == (32, 32, 32, 3) and (_vorticity(out) > 0).all()

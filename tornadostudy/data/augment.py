@@ -1,0 +1,213 @@
+"""Storm-patch augmentation: small rotations, translations and crops, never reflections.
+
+One warp, written once against a tiny array backend, serves both uses:
+
+* ``augment_numpy`` — deterministic by seed, used by ``data prepare`` to write pre-augmented sets;
+* ``augment_tf`` — the same math on TensorFlow tensors, used live inside the training graph.
+
+Every transform is ``p_out = zoom · R(θ) · (p_in − c) + c + t`` with ``zoom ≥ 1`` (a centred crop
+resized back to 32×32), so its determinant is ``zoom² > 0``: a mirrored storm (whose wind field would
+turn the wrong way) can never be produced. The 10 m wind is a vector field, so its (U, V) components
+are rotated by the same θ as the image. Rows run south→north and columns west→east (WRF's j, i), so a
+positive θ is counter-clockwise on the map in both the image and the wind.
+
+Pixels mapped from outside the patch take the nearest edge value; sampling is bilinear.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from tornadostudy.errors import UserInputError
+
+__all__ = ["AugmentConfig", "TransformParams", "augment_numpy", "augment_tf", "sample_params", "warp"]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    max_rotation_deg: float = 15.0
+    max_shift_px: float = 3.0
+    # A crop keeps at least 1/max_zoom of the patch side, then is resized back to full size.
+    max_zoom: float = 1.15
+    # Channel indices of the (west-east, south-north) wind components, rotated as a vector.
+    vector_channels: tuple[int, int] | None = (1, 2)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_rotation_deg <= 45:
+            raise UserInputError(
+                f"augmentation max_rotation_deg {self.max_rotation_deg!r} is out of range: use 0..45 degrees"
+            )
+        if not 0 <= self.max_shift_px <= 8:
+            raise UserInputError(f"augmentation max_shift_px {self.max_shift_px!r} is out of range: use 0..8")
+        if not 1 <= self.max_zoom <= 2:
+            raise UserInputError(f"augmentation max_zoom {self.max_zoom!r} is out of range: use 1..2")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TransformParams:
+    """Per-patch transform parameters, each of shape ``(n,)``: radians, ≥1, pixels, pixels."""
+
+    angle: Any
+    zoom: Any
+    shift_x: Any
+    shift_y: Any
+
+
+def sample_params(rng: np.random.Generator, n: int, config: AugmentConfig) -> TransformParams:
+    """Draw ``n`` transforms uniformly within ``config`` (numpy, deterministic by ``rng``)."""
+    max_angle = math.radians(config.max_rotation_deg)
+    return TransformParams(
+        angle=rng.uniform(-max_angle, max_angle, n).astype(np.float32),
+        zoom=rng.uniform(1.0, config.max_zoom, n).astype(np.float32),
+        shift_x=rng.uniform(-config.max_shift_px, config.max_shift_px, n).astype(np.float32),
+        shift_y=rng.uniform(-config.max_shift_px, config.max_shift_px, n).astype(np.float32),
+    )
+
+
+class _NumpyBackend:
+    xp = np
+
+    @staticmethod
+    def batch_index(images):
+        return np.arange(images.shape[0], dtype=np.int32)
+
+    @staticmethod
+    def gather(flat, index):
+        return flat[index]
+
+    @staticmethod
+    def to_int(values):
+        return values.astype(np.int32)
+
+
+class _TensorFlowBackend:
+    def __init__(self) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        self.xp = tf.experimental.numpy
+
+    def batch_index(self, images):
+        return self.tf.range(self.tf.shape(images)[0], dtype=self.tf.int32)
+
+    def gather(self, flat, index):
+        return self.tf.gather(flat, index)
+
+    def to_int(self, values):
+        return self.tf.cast(values, self.tf.int32)
+
+
+def warp(
+    images,
+    params: TransformParams,
+    *,
+    vector_channels: tuple[int, int] | None = (1, 2),
+    mean=None,
+    scale=None,
+    backend=None,
+):
+    """Apply ``params`` to ``images`` (``(n, H, W, C)`` float32).
+
+    ``mean``/``scale`` (per channel) say how the images were standardised; the wind components are
+    rotated in physical units (``x·scale + mean``) and standardised again, because rotating
+    standardised components with different means and scales would distort the vectors.
+    """
+    be = backend or _NumpyBackend()
+    xp = be.xp
+    height, width, channels = (int(d) for d in images.shape[1:])
+    centre_x = (width - 1) / 2.0
+    centre_y = (height - 1) / 2.0
+    grid_y, grid_x = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
+
+    cos = xp.cos(params.angle)[:, None, None]
+    sin = xp.sin(params.angle)[:, None, None]
+    zoom = params.zoom[:, None, None]
+    rel_x = (grid_x - centre_x)[None] - params.shift_x[:, None, None]
+    rel_y = (grid_y - centre_y)[None] - params.shift_y[:, None, None]
+    # Inverse map p_in = R(−θ)(p_out − c − t)/zoom + c, clamped to the patch (nearest-edge fill).
+    src_x = xp.clip((cos * rel_x + sin * rel_y) / zoom + centre_x, 0.0, width - 1.0)
+    src_y = xp.clip((cos * rel_y - sin * rel_x) / zoom + centre_y, 0.0, height - 1.0)
+
+    x0f = xp.floor(src_x)
+    y0f = xp.floor(src_y)
+    wx = (src_x - x0f)[..., None]
+    wy = (src_y - y0f)[..., None]
+    x0 = be.to_int(x0f)
+    y0 = be.to_int(y0f)
+    x1 = xp.minimum(x0 + 1, width - 1)
+    y1 = xp.minimum(y0 + 1, height - 1)
+
+    flat = xp.reshape(images, (-1, channels))
+    base = (be.batch_index(images) * (height * width))[:, None, None]
+
+    def corner(yy, xx):
+        values = be.gather(flat, xp.reshape(base + yy * width + xx, (-1,)))
+        return xp.reshape(values, (-1, height, width, channels))
+
+    out = (
+        corner(y0, x0) * (1 - wy) * (1 - wx)
+        + corner(y0, x1) * (1 - wy) * wx
+        + corner(y1, x0) * wy * (1 - wx)
+        + corner(y1, x1) * wy * wx
+    )
+    if vector_channels is None:
+        return out
+
+    iu, iv = vector_channels
+    m_u, m_v = (0.0, 0.0) if mean is None else (float(mean[iu]), float(mean[iv]))
+    s_u, s_v = (1.0, 1.0) if scale is None else (float(scale[iu]), float(scale[iv]))
+    u = out[..., iu] * s_u + m_u
+    v = out[..., iv] * s_v + m_v
+    cos_v, sin_v = cos[..., 0][..., None], sin[..., 0][..., None]
+    rotated = {iu: ((cos_v * u - sin_v * v) - m_u) / s_u, iv: ((sin_v * u + cos_v * v) - m_v) / s_v}
+    parts = [rotated[c][..., None] if c in rotated else out[..., c : c + 1] for c in range(channels)]
+    return xp.concatenate(parts, axis=-1)
+
+
+def augment_numpy(
+    images: np.ndarray, rng: np.random.Generator, config: AugmentConfig, mean=None, scale=None
+) -> np.ndarray:
+    """Randomly transform a batch in numpy (used to write pre-augmented training sets)."""
+    params = sample_params(rng, len(images), config)
+    out = warp(
+        np.asarray(images, dtype=np.float32),
+        params,
+        vector_channels=config.vector_channels,
+        mean=mean,
+        scale=scale,
+    )
+    return out.astype(np.float32, copy=False)
+
+
+def augment_tf(images, config: AugmentConfig, mean=None, scale=None, seed_generator=None):
+    """Randomly transform a batch of TensorFlow tensors inside the graph (live augmentation).
+
+    Same distribution and same warp as :func:`augment_numpy`. ``seed_generator`` is a
+    ``tf.random.Generator``; without one the global generator is used.
+    """
+    backend = _TensorFlowBackend()
+    tf = backend.tf
+    gen = seed_generator or tf.random.get_global_generator()
+    n = tf.shape(images)[0]
+    max_angle = math.radians(config.max_rotation_deg)
+    params = TransformParams(
+        angle=gen.uniform((n,), -max_angle, max_angle, dtype=tf.float32),
+        zoom=gen.uniform((n,), 1.0, config.max_zoom, dtype=tf.float32),
+        shift_x=gen.uniform((n,), -config.max_shift_px, config.max_shift_px, dtype=tf.float32),
+        shift_y=gen.uniform((n,), -config.max_shift_px, config.max_shift_px, dtype=tf.float32),
+    )
+    return warp(
+        tf.cast(images, tf.float32),
+        params,
+        vector_channels=config.vector_channels,
+        mean=mean,
+        scale=scale,
+        backend=backend,
+    )

@@ -1,0 +1,87 @@
+"""Open a prepared folder (written by ``data prepare``) for training: memory-mapped, checked."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tornadostudy.data.prepare import FORMAT_VERSION, MANIFEST_NAME
+from tornadostudy.errors import DataError
+
+__all__ = ["PreparedData", "is_prepared"]
+
+
+def is_prepared(folder: Path) -> bool:
+    return (Path(folder) / MANIFEST_NAME).is_file()
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    root: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, folder: Path) -> PreparedData:
+        folder = Path(folder)
+        path = folder / MANIFEST_NAME
+        if not path.is_file():
+            raise DataError(
+                f"{folder}: no {MANIFEST_NAME}: this is not a prepared folder; run 'tornadostudy data prepare'"
+            )
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: unreadable manifest ({exc}): prepare the folder again") from exc
+        if manifest.get("format") != "tornadostudy-prepared" or manifest.get("format_version") != FORMAT_VERSION:
+            raise DataError(
+                f"{path}: format {manifest.get('format')!r} v{manifest.get('format_version')!r} is not "
+                f"tornadostudy-prepared v{FORMAT_VERSION}: prepare the folder again with this version"
+            )
+        return cls(folder, manifest)
+
+    @property
+    def multipliers(self) -> tuple[int, ...]:
+        return tuple(int(k) for k in self.manifest["multipliers"])
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.asarray(self.manifest["scaler"]["mean"], dtype=np.float32)
+
+    @property
+    def scale(self) -> np.ndarray:
+        return np.asarray(self.manifest["scaler"]["scale"], dtype=np.float32)
+
+    def _load(self, x_name: str, y_name: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            x = np.load(self.root / x_name, mmap_mode="r")
+            y = np.load(self.root / y_name)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{self.root}: {x_name}/{y_name} unreadable ({exc}): prepare the folder again") from exc
+        if len(x) != size or len(y) != size:
+            raise DataError(
+                f"{self.root}: {x_name} has {len(x)} rows and {y_name} {len(y)}, manifest says {size}: "
+                "the folder is corrupt; prepare it again"
+            )
+        return x, y
+
+    def train(self, multiplier: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The pre-augmented k× training set: (memory-mapped x, labels)."""
+        entry = self.manifest["train_sets"].get(str(multiplier))
+        if entry is None:
+            raise DataError(
+                f"{self.root}: no training set for data multiplier {multiplier} "
+                f"(prepared: {', '.join(map(str, self.multipliers))}): prepare with --multipliers including it"
+            )
+        return self._load(entry["x"], entry["y"], entry["size"])
+
+    def train_original(self) -> tuple[np.ndarray, np.ndarray]:
+        """The un-augmented training set (for live augmentation)."""
+        return self._load("train_x.npy", "train_y.npy", self.manifest["counts"]["train"])
+
+    def test(self) -> tuple[np.ndarray, np.ndarray]:
+        entry = self.manifest["test"]
+        return self._load(entry["x"], entry["y"], entry["size"])

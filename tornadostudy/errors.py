@@ -1,0 +1,42 @@
+"""The one exception hierarchy of tornadostudy.
+
+Library code raises these; only :func:`tornadostudy.cli.main` turns them into a one-line message
+and an exit code. Messages name the thing (file, key, option), the problem and the fix.
+"""
+
+__all__ = [
+    "DataError",
+    "SpecError",
+    "StorageError",
+    "TornadoStudyError",
+    "TrackingError",
+    "UserInputError",
+]
+
+
+class TornadoStudyError(Exception):
+    """Root of every error tornadostudy raises on purpose."""
+
+    exit_code = 1
+
+
+class UserInputError(TornadoStudyError):
+    """Bad input from the user: options, files, specs. Exit code 2, nothing written."""
+
+    exit_code = 2
+
+
+class SpecError(UserInputError):
+    """A study spec is malformed or inconsistent."""
+
+
+class DataError(UserInputError):
+    """A data folder or file is missing, malformed or corrupt."""
+
+
+class StorageError(TornadoStudyError):
+    """The study database cannot be reached or is inconsistent."""
+
+
+class TrackingError(TornadoStudyError):
+    """The MLflow tracking backend cannot be reached or refused a write."""
