@@ -85,3 +85,64 @@ def prepared_small(raw_small, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("prepared") / "p"
     prepare(PrepareOptions(source=raw_small, out=out, multipliers=(1, 2, 4), seed=3))
     return out
+
+
+SIM_SPEC = """
+[study]
+name = "{name}"
+sampler = "{sampler}"
+seed = 0
+max_attempts = {max_attempts}
+{extra_study}
+
+[data]
+storms = 200
+
+[trainer]
+kind = "simulate"
+time_scale = {time_scale}
+fail_probability = {fail_probability}
+
+[search]
+{search}
+"""
+
+
+def write_sim_spec(folder: Path, name: str = "sim", *, sampler: str = "grid", search: str = "batch_size = [128, 256]",
+                   max_attempts: int = 3, time_scale: float = 0.0, fail_probability: float = 0.0,
+                   extra_study: str = "") -> Path:  # fmt: skip
+    path = folder / f"{name}.toml"
+    path.write_text(SIM_SPEC.format(name=name, sampler=sampler, search=search, max_attempts=max_attempts,
+                                    time_scale=time_scale, fail_probability=fail_probability,
+                                    extra_study=extra_study))  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def study_env(tmp_path, monkeypatch):
+    """A private folder with SQLite storage, MLflow store and data cache, as `run` would use them."""
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "TORNADOSTUDY_STORAGE": f"sqlite:///{tmp_path}/study.db",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "TORNADOSTUDY_DATA_CACHE": str(tmp_path / "cache"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return tmp_path, env
+
+
+def start_workers(name: str, count: int, env: dict, *extra: str, gpus: int | None = None) -> list:
+    args = [sys.executable, "-m", "tornadostudy", "worker", name, *extra]
+    if gpus is not None:
+        args += ["--gpus", str(gpus)]
+    return [subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(count)]  # fmt: skip
+
+
+def wait_all(procs, timeout: float = 600) -> list[tuple[int, str, str]]:
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=timeout)
+        out.append((p.returncode, stdout, stderr))
+    return out

@@ -10,6 +10,7 @@ from tornadostudy.errors import (
     StorageError,
     TornadoStudyError,
     TrackingError,
+    TrainingError,
     UserInputError,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "StorageError",
     "TornadoStudyError",
     "TrackingError",
+    "TrainingError",
     "UserInputError",
     "__version__",
 ]

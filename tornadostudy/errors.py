@@ -10,6 +10,7 @@ __all__ = [
     "StorageError",
     "TornadoStudyError",
     "TrackingError",
+    "TrainingError",
     "UserInputError",
 ]
 
@@ -40,3 +41,12 @@ class StorageError(TornadoStudyError):
 
 class TrackingError(TornadoStudyError):
     """The MLflow tracking backend cannot be reached or refused a write."""
+
+
+class TrainingError(TornadoStudyError):
+    """A trial failed while training. ``kind`` names why; ``retryable`` says whether a retry can help."""
+
+    def __init__(self, message: str, *, kind: str = "exception", retryable: bool = True) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = retryable

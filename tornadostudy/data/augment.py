@@ -186,22 +186,27 @@ def augment_numpy(
     return out.astype(np.float32, copy=False)
 
 
-def augment_tf(images, config: AugmentConfig, mean=None, scale=None, seed_generator=None):
+def augment_tf(images, config: AugmentConfig, mean=None, scale=None, uniform=None):
     """Randomly transform a batch of TensorFlow tensors inside the graph (live augmentation).
 
-    Same distribution and same warp as :func:`augment_numpy`. ``seed_generator`` is a
-    ``tf.random.Generator``; without one the global generator is used.
+    Same distribution and same warp as :func:`augment_numpy`. ``uniform(shape, low, high)`` draws
+    the parameters (e.g. from a Keras ``SeedGenerator``, which works under XLA and
+    ``MirroredStrategy``); by default ``tf.random.uniform``.
     """
     backend = _TensorFlowBackend()
     tf = backend.tf
-    gen = seed_generator or tf.random.get_global_generator()
+    if uniform is None:
+
+        def uniform(shape, low, high):
+            return tf.random.uniform(shape, low, high, dtype=tf.float32)
+
     n = tf.shape(images)[0]
     max_angle = math.radians(config.max_rotation_deg)
     params = TransformParams(
-        angle=gen.uniform((n,), -max_angle, max_angle, dtype=tf.float32),
-        zoom=gen.uniform((n,), 1.0, config.max_zoom, dtype=tf.float32),
-        shift_x=gen.uniform((n,), -config.max_shift_px, config.max_shift_px, dtype=tf.float32),
-        shift_y=gen.uniform((n,), -config.max_shift_px, config.max_shift_px, dtype=tf.float32),
+        angle=uniform((n,), -max_angle, max_angle),
+        zoom=uniform((n,), 1.0, config.max_zoom),
+        shift_x=uniform((n,), -config.max_shift_px, config.max_shift_px),
+        shift_y=uniform((n,), -config.max_shift_px, config.max_shift_px),
     )
     return warp(
         tf.cast(images, tf.float32),

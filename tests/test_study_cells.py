@@ -1,0 +1,80 @@
+"""The claim table on a real SQLite database (PostgreSQL: tests/integration)."""
+
+import threading
+
+import pytest
+
+from tornadostudy.study.cells import CellTable
+from tornadostudy.study.storage import make_engine
+
+
+@pytest.fixture
+def cells(tmp_path):
+    table = CellTable(make_engine(f"sqlite:///{tmp_path}/cells.db"))
+    table.create_schema()
+    return table
+
+
+def test_claims_the_most_expensive_matching_cell_first(cells):
+    cells.insert("s", [(0, {"a": 0}, 1, 1.0), (1, {"a": 1}, 2, 9.0), (2, {"a": 2}, 1, 5.0), (3, {"a": 3}, None, 3.0)])
+    order = []
+    while (claim := cells.claim("s", 1, "w1")) is not None:
+        order.append(claim.cell)
+        assert claim.attempt == 1
+    assert order == [2, 3, 0], "cost order, GPU count 1 or unconstrained only"
+    assert cells.claim("s", 2, "w2").cell == 1
+    assert cells.counts("s") == {"waiting": 0, "running": 4, "complete": 0, "failed": 0}
+
+
+def test_concurrent_claims_never_share_a_cell(cells):
+    cells.insert("s", [(i, {"i": i}, None, float(i % 7)) for i in range(120)])
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def grab(worker):
+        while (claim := cells.claim("s", 0, worker)) is not None:
+            with lock:
+                taken.append(claim.cell)
+
+    threads = [threading.Thread(target=grab, args=(f"w{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == list(range(120))
+
+
+def test_failures_retry_until_attempts_are_spent(cells):
+    cells.insert("s", [(0, {}, None, 1.0)])
+    for attempt in (1, 2):
+        claim = cells.claim("s", 0, "w")
+        assert claim.attempt == attempt
+        assert cells.fail("s", 0, "w", "boom", retry=True, max_attempts=3) == "waiting"
+    assert cells.claim("s", 0, "w").attempt == 3
+    assert cells.fail("s", 0, "w", "boom", retry=True, max_attempts=3) == "failed"
+    assert cells.claim("s", 0, "w") is None
+    assert cells.rows("s")[0]["last_error"] == "boom"
+
+
+def test_a_deterministic_failure_is_not_retried(cells):
+    cells.insert("s", [(0, {}, None, 1.0)])
+    cells.claim("s", 0, "w")
+    assert cells.fail("s", 0, "w", "nan loss", retry=False, max_attempts=5) == "failed"
+
+
+def test_only_the_holder_can_complete_a_cell(cells):
+    cells.insert("s", [(0, {}, None, 1.0)])
+    cells.claim("s", 0, "w1")
+    assert not cells.complete("s", 0, "w2")
+    assert cells.complete("s", 0, "w1")
+    assert not cells.complete("s", 0, "w1"), "a cell completes once"
+    assert cells.counts("s")["complete"] == 1
+
+
+def test_studies_are_separate(cells):
+    cells.insert("a", [(0, {}, None, 1.0)])
+    cells.insert("b", [(0, {}, None, 1.0)])
+    assert cells.claim("a", 0, "w").cell == 0
+    assert cells.counts("b")["waiting"] == 1
+    cells.delete_study("a")
+    assert sum(cells.counts("a").values()) == 0

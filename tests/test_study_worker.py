@@ -1,0 +1,165 @@
+"""Workers against real SQLite + a real MLflow store, with the simulate trainer."""
+
+from collections import Counter
+
+import pytest
+
+from tests.conftest import start_workers, wait_all, write_sim_spec
+from tornadostudy.errors import UserInputError
+from tornadostudy.spec import load_spec
+from tornadostudy.study.create import create_study
+from tornadostudy.study.handle import StudyHandle
+from tornadostudy.study.status import study_status
+from tornadostudy.tracking import Tracker
+
+GRID_40 = ("epochs = [1, 2]\nbatch_size = [64, 128, 256, 512, 1024]\ndata_multiplier = [1, 2]\n"
+           "augmentation = [\"pre\", \"live\"]")  # fmt: skip
+
+
+def _create(folder, env, **kw):
+    spec = load_spec(write_sim_spec(folder, **kw))
+    result = create_study(spec, env["TORNADOSTUDY_STORAGE"], env["MLFLOW_TRACKING_URI"])
+    return spec, result
+
+
+def _trials(env, name):
+    import optuna
+
+    handle = StudyHandle.open(name, env["TORNADOSTUDY_STORAGE"])
+    return handle, handle.study.get_trials(deepcopy=False), optuna.trial.TrialState
+
+
+def _runs(env, name):
+    tracker = Tracker(env["MLFLOW_TRACKING_URI"])
+    experiment = tracker.client.get_experiment_by_name(name)
+    return tracker, tracker.trial_runs(experiment.experiment_id)
+
+
+@pytest.mark.slow
+def test_eight_concurrent_workers_complete_every_cell_exactly_once(study_env):
+    folder, env = study_env
+    spec, _ = _create(folder, env, search=GRID_40, time_scale=0.02, fail_probability=0.2, max_attempts=6)
+    results = wait_all(start_workers(spec.name, 8, env))
+    assert [r[0] for r in results] == [0] * 8, [r[2][-500:] for r in results if r[0]]
+
+    handle, trials, State = _trials(env, spec.name)
+    status = study_status(handle)
+    assert (status["complete"], status["failed"], status["waiting"], status["running"]) == (40, 0, 0, 0)
+    assert status["duplicates"] == 0
+    complete = [t for t in trials if t.state == State.COMPLETE]
+    assert sorted(t.user_attrs["cell"] for t in complete) == list(range(40)), "no hole, no duplicate"
+    failed = [t for t in trials if t.state == State.FAIL]
+    assert failed, "the injected failures happened"
+    assert status["retried_cells"] == len({t.user_attrs["cell"] for t in failed})
+    assert all(t.state in (State.COMPLETE, State.FAIL) for t in trials)
+    workers = Counter(t.user_attrs["worker"] for t in complete)
+    assert len(workers) > 1, "the work was shared"
+
+    _, runs = _runs(env, spec.name)
+    by_status = Counter(r.info.status for r in runs)
+    assert by_status == {"FINISHED": 40, "FAILED": len(failed)}
+    retries = [r for r in runs if "retry_of_run" in r.data.tags]
+    assert len(retries) == len(failed)
+
+
+def test_workers_only_claim_cells_with_their_gpu_count(study_env):
+    folder, env = study_env
+    spec, _ = _create(folder, env, search="num_gpus = [0, 1, 2]\nbatch_size = [128, 256]")
+    ((code, _, err),) = wait_all(start_workers(spec.name, 1, env, gpus=1))
+    assert code == 0, err
+    handle, trials, _ = _trials(env, spec.name)
+    assert sorted(t.params["num_gpus"] for t in trials) == [1, 1]
+    assert study_status(handle)["waiting"] == 4
+    ((code, _, err),) = wait_all(start_workers(spec.name, 1, {**env, "CUDA_VISIBLE_DEVICES": "2,3"}))
+    assert code == 0, err
+    _, runs = _runs(env, spec.name)
+    for run in runs:
+        gpus = int(run.data.params["num_gpus"])
+        assert run.data.tags["gpu_ids"] == {0: "none", 1: "0", 2: "2,3"}[gpus]
+    assert sorted(int(r.data.params["num_gpus"]) for r in runs) == [1, 1, 2, 2]
+
+
+def test_a_cell_out_of_attempts_is_failed_with_its_reason(study_env):
+    folder, env = study_env
+    spec, _ = _create(folder, env, search="batch_size = [32, 64, 128, 256, 512, 1024]", fail_probability=0.6,
+                      max_attempts=1)  # fmt: skip
+    ((code, _, err),) = wait_all(start_workers(spec.name, 1, env))
+    assert code == 0, err
+    handle, trials, State = _trials(env, spec.name)
+    status = study_status(handle)
+    assert status["failed"] > 0 and status["complete"] + status["failed"] == 6
+    failed = [t for t in trials if t.state == State.FAIL]
+    assert all("simulated failure" in t.user_attrs["fail_reason"] for t in failed)
+    _, runs = _runs(env, spec.name)
+    failed_runs = [r for r in runs if r.info.status == "FAILED"]
+    assert len(failed_runs) == len(failed)
+    assert all("simulated failure" in r.data.tags["fail_reason"] for r in failed_runs)
+
+
+def test_mlflow_logging_contract(study_env):
+    folder, env = study_env
+    spec, created = _create(folder, env, search='epochs = [3]\nbatch_size = [128, 256]\naugmentation = ["pre"]')
+    ((code, _, err),) = wait_all(start_workers(spec.name, 1, env))
+    assert code == 0, err
+    handle, trials, _ = _trials(env, spec.name)
+    tracker, runs = _runs(env, spec.name)
+    assert tracker.client.get_experiment(created.experiment_id).name == spec.name
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    parent = tracker.client.get_run(handle.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["tornadostudy.role"] == "study"
+    by_id = {r.info.run_id: r for r in runs}
+    for trial in trials:
+        run = by_id[trial.user_attrs["mlflow_run_id"]]
+        assert run.data.tags["trial_number"] == str(trial.number)
+        assert run.data.tags["mlflow.parentRunId"] == handle.parent_run_id
+        for key in ("study", "cell", "sampler", "host", "gpu_ids", "version.tornadostudy", "version.optuna"):
+            assert key in run.data.tags, key
+        params = run.data.params
+        for name in ("batch_size", "epochs", "learning_rate", "data_multiplier", "num_gpus", "augmentation"):
+            assert params[name] == str(trial.params.get(name, spec.constants.get(name))), name
+        assert run.info.run_name == f"bs={params['batch_size']} ep=3 k=1 gpu=0 pre lr=0.001 #{trial.number}"
+        for metric in ("loss", "accuracy", "epoch_time_s"):
+            history = tracker.metric_history(run.info.run_id, metric)
+            assert sorted(m.step for m in history) == [1, 2, 3], metric
+        final = run.data.metrics
+        for metric in ("wall_time_s", "time_data_s", "time_first_epoch_s", "time_steady_epochs_s", "time_test_s",
+                       "test_accuracy", "test_auc", "test_pod", "test_far", "test_csi", "test_brier"):  # fmt: skip
+            assert metric in final, metric
+        assert trial.values[0] == pytest.approx(final["test_auc"])
+
+
+def test_create_is_once_and_refuses_a_changed_spec(study_env):
+    folder, env = study_env
+    spec, first = _create(folder, env)
+    assert first.created and first.n_cells == 2
+    with pytest.raises(UserInputError, match="already exists"):
+        create_study(spec, env["TORNADOSTUDY_STORAGE"], env["MLFLOW_TRACKING_URI"])
+    again = create_study(spec, env["TORNADOSTUDY_STORAGE"], env["MLFLOW_TRACKING_URI"], exists_ok=True)
+    assert not again.created and again.experiment_id == first.experiment_id
+    changed = load_spec(write_sim_spec(folder, search="batch_size = [128, 512]"))
+    with pytest.raises(UserInputError, match="different spec"):
+        create_study(changed, env["TORNADOSTUDY_STORAGE"], env["MLFLOW_TRACKING_URI"], exists_ok=True)
+
+
+def test_bad_data_writes_nothing(study_env):
+    folder, env = study_env
+    path = write_sim_spec(folder)
+    path.write_text(path.read_text().replace("storms = 200", f'source = "{folder / "nowhere"}"'))
+    with pytest.raises(UserInputError, match="does not exist"):
+        create_study(load_spec(path), env["TORNADOSTUDY_STORAGE"], env["MLFLOW_TRACKING_URI"])
+    assert not (folder / "study.db").exists() and not (folder / "mlflow.db").exists()
+
+
+def test_tpe_study_spends_exactly_its_budget(study_env):
+    folder, env = study_env
+    spec, _ = _create(
+        folder, env, sampler="tpe", extra_study="n_trials = 7",
+        search="learning_rate = { low = 1e-4, high = 1e-2, log = true }\nbatch_size = [128, 256, 512]",
+    )  # fmt: skip
+    results = wait_all(start_workers(spec.name, 3, env))
+    assert [r[0] for r in results] == [0, 0, 0], [r[2][-300:] for r in results]
+    handle, trials, State = _trials(env, spec.name)
+    complete = [t for t in trials if t.state == State.COMPLETE]
+    assert len(complete) == 7 and study_status(handle)["complete"] == 7
+    assert all(1e-4 <= t.params["learning_rate"] <= 1e-2 for t in complete)
+    assert len({t.params["learning_rate"] for t in complete}) == 7, "parallel workers explore different points"

@@ -1,0 +1,5 @@
+import sys
+
+from tornadostudy.cli import main
+
+sys.exit(main())

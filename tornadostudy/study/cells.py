@@ -1,0 +1,185 @@
+"""Atomic claiming of grid cells (and trial-budget slots) in the study database.
+
+Plain ``GridSampler`` lets parallel workers run a cell twice and never re-runs a failed cell. Here
+every cell is a row; a worker claims one with a single ``UPDATE … RETURNING`` that only succeeds on a
+``waiting`` row (PostgreSQL adds ``FOR UPDATE SKIP LOCKED`` so workers never queue on one row; SQLite
+serialises writers), so two workers can never hold the same cell. A failed cell goes back to
+``waiting`` until its attempts are spent. Expensive cells are claimed first (cost-aware order), which
+shortens the makespan of a grid on many workers.
+
+States: waiting → running → complete | waiting (retry) | failed (attempts spent / not retryable).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tornadostudy.study.storage import retrying
+
+__all__ = ["STATES", "CellTable", "Claim"]
+
+STATES = ("waiting", "running", "complete", "failed")
+TABLE = "tornadostudy_cells"
+
+
+@dataclass(frozen=True)
+class Claim:
+    cell: int
+    params: dict[str, Any] | None
+    attempt: int
+    previous_run_id: str | None
+
+
+def _table(metadata):
+    import sqlalchemy as sa
+
+    return sa.Table(
+        TABLE,
+        metadata,
+        sa.Column("study", sa.String(512), primary_key=True),
+        sa.Column("cell", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("params", sa.Text, nullable=True),
+        sa.Column("num_gpus", sa.Integer, nullable=True),
+        sa.Column("cost", sa.Float, nullable=False, default=1.0),
+        sa.Column("state", sa.String(16), nullable=False, default="waiting"),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("trial_number", sa.Integer, nullable=True),
+        sa.Column("run_id", sa.String(64), nullable=True),
+        sa.Column("worker", sa.String(256), nullable=True),
+        sa.Column("claimed_at", sa.Float, nullable=True),
+        sa.Column("heartbeat_at", sa.Float, nullable=True),
+        sa.Column("finished_at", sa.Float, nullable=True),
+        sa.Column("last_error", sa.Text, nullable=True),
+        sa.Index(f"ix_{TABLE}_claim", "study", "state", "cost"),
+    )
+
+
+class CellTable:
+    def __init__(self, engine) -> None:
+        import sqlalchemy as sa
+
+        self.sa = sa
+        self.engine = engine
+        self.metadata = sa.MetaData()
+        self.table = _table(self.metadata)
+        self.postgres = engine.dialect.name == "postgresql"
+
+    def create_schema(self) -> None:
+        self.metadata.create_all(self.engine, checkfirst=True)
+
+    # --- writing -----------------------------------------------------------------------------------
+    def insert(self, study: str, cells: list[tuple[int, dict[str, Any] | None, int | None, float]]) -> None:
+        rows = [
+            {"study": study, "cell": cell, "params": None if params is None else json.dumps(params, sort_keys=True),
+             "num_gpus": gpus, "cost": cost, "state": "waiting", "attempts": 0}
+            for cell, params, gpus, cost in cells
+        ]  # fmt: skip
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), 1000):
+                conn.execute(self.table.insert(), rows[start : start + 1000])
+
+    def delete_study(self, study: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.table.delete().where(self.table.c.study == study))
+
+    def claim(self, study: str, num_gpus: int, worker: str) -> Claim | None:
+        """Atomically take the most expensive waiting cell this worker may run, or None."""
+        gpu_filter = "(num_gpus IS NULL OR num_gpus = :gpus)"
+        lock = "FOR UPDATE SKIP LOCKED" if self.postgres else ""
+        sql = self.sa.text(
+            f"UPDATE {TABLE} SET state = 'running', attempts = attempts + 1, worker = :worker, "
+            "claimed_at = :now, heartbeat_at = :now "
+            f"WHERE study = :study AND state = 'waiting' AND cell = ("
+            f"  SELECT cell FROM {TABLE} WHERE study = :study AND state = 'waiting' AND {gpu_filter} "
+            f"  ORDER BY cost DESC, cell LIMIT 1 {lock}) "
+            "RETURNING cell, params, attempts, run_id"
+        )
+
+        def attempt():
+            with self.engine.begin() as conn:
+                row = conn.execute(sql, {"study": study, "gpus": num_gpus, "worker": worker, "now": time.time()})
+                return row.first()
+
+        for _ in range(100):
+            row = retrying(attempt, what="claim a cell")
+            if row is not None:
+                params = None if row.params is None else json.loads(row.params)
+                return Claim(row.cell, params, row.attempts, row.run_id)
+            # Nothing updated: either nothing is claimable, or (PostgreSQL, READ COMMITTED) another
+            # worker took the row between our sub-select and update. Only the first means stop.
+            if not self.claimable(study, num_gpus):
+                return None
+        return None
+
+    def _update(self, study: str, cell: int, worker: str | None, values: dict[str, Any], what: str) -> bool:
+        t = self.table
+        cond = (t.c.study == study) & (t.c.cell == cell) & (t.c.state == "running")
+        if worker is not None:
+            cond = cond & (t.c.worker == worker)
+
+        def attempt():
+            with self.engine.begin() as conn:
+                return conn.execute(t.update().where(cond).values(**values)).rowcount
+
+        return retrying(attempt, what=what) == 1
+
+    def set_trial(self, study: str, cell: int, worker: str, trial_number: int, run_id: str | None) -> bool:
+        return self._update(study, cell, worker, {"trial_number": trial_number, "run_id": run_id}, "record the trial")
+
+    def heartbeat(self, study: str, cell: int, worker: str) -> bool:
+        return self._update(study, cell, worker, {"heartbeat_at": time.time()}, "send a heartbeat")
+
+    def complete(self, study: str, cell: int, worker: str) -> bool:
+        now = time.time()
+        return self._update(study, cell, worker, {"state": "complete", "finished_at": now, "heartbeat_at": now},
+                            "mark the cell complete")  # fmt: skip
+
+    def fail(self, study: str, cell: int, worker: str, error: str, retry: bool, max_attempts: int) -> str:
+        """Give a failed cell back (``waiting``) while attempts remain and a retry can help; else ``failed``."""
+        t = self.table
+        now = time.time()
+        cond = (t.c.study == study) & (t.c.cell == cell) & (t.c.state == "running") & (t.c.worker == worker)
+        state = self.sa.case((self.sa.and_(self.sa.literal(retry), t.c.attempts < max_attempts), "waiting"),
+                             else_="failed")  # fmt: skip
+
+        def attempt():
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.update().where(cond).values(state=state, last_error=error[:2000], finished_at=now, worker=None)
+                )
+                return conn.execute(
+                    self.sa.select(t.c.state).where((t.c.study == study) & (t.c.cell == cell))
+                ).scalar_one()
+
+        return retrying(attempt, what="give back a failed cell")
+
+    # --- reading -----------------------------------------------------------------------------------
+    def claimable(self, study: str, num_gpus: int) -> bool:
+        t = self.table
+        query = (
+            self.sa.select(t.c.cell)
+            .where((t.c.study == study) & (t.c.state == "waiting"))
+            .where(t.c.num_gpus.is_(None) | (t.c.num_gpus == num_gpus))
+            .limit(1)
+        )
+
+        def attempt():
+            with self.engine.connect() as conn:
+                return conn.execute(query).first() is not None
+
+        return retrying(attempt, what="look for claimable cells")
+
+    def counts(self, study: str) -> dict[str, int]:
+        t = self.table
+        query = self.sa.select(t.c.state, self.sa.func.count()).where(t.c.study == study).group_by(t.c.state)
+        with self.engine.connect() as conn:
+            found = dict(conn.execute(query).all())
+        return {state: int(found.get(state, 0)) for state in STATES}
+
+    def rows(self, study: str) -> list[dict[str, Any]]:
+        t = self.table
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(self.sa.select(t).where(t.c.study == study))]

@@ -1,0 +1,87 @@
+"""The study database: URL resolution, engines, the Optuna storage, friendly connection errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from tornadostudy.errors import StorageError, UserInputError
+from tornadostudy.urls import mask_url, normalize_db_url
+
+__all__ = ["DEFAULT_STORAGE", "make_engine", "optuna_storage", "resolve_storage_url", "retrying"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORAGE = "sqlite:///tornadostudy.db"
+
+
+def resolve_storage_url(cli: str | None = None) -> str:
+    """``--storage`` > ``TORNADOSTUDY_STORAGE`` > ``sqlite:///tornadostudy.db`` (in the current folder)."""
+    url = cli or os.environ.get("TORNADOSTUDY_STORAGE") or DEFAULT_STORAGE
+    if not url.startswith(("sqlite:", "postgresql", "postgres:", "mysql")):
+        raise UserInputError(
+            f"storage URL {mask_url(url)!r} is not a database URL: use sqlite:///study.db or postgresql://user@host/db"
+        )
+    return normalize_db_url(url)
+
+
+def _engine_kwargs(url: str) -> dict:
+    if url.startswith("sqlite"):
+        # Many local workers share one file: wait for the lock rather than fail.
+        return {"connect_args": {"timeout": 120}}
+    # Long-lived workers: a tiny pool, checked before use so a restarted server is survived.
+    return {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True, "pool_recycle": 1800}
+
+
+def make_engine(url: str):
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url, **_engine_kwargs(url))
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise UserInputError(
+            f"storage URL {mask_url(url)!r} is malformed ({exc}): use e.g. sqlite:///study.db"
+        ) from exc
+    except ModuleNotFoundError as exc:
+        raise UserInputError(f"storage URL {mask_url(url)!r} needs a driver that is not installed: {exc.name}") from exc
+    if url.startswith("sqlite"):
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_connection, _record):  # readers do not block the writer
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise StorageError(f"cannot connect to the study database {mask_url(url)}: {reason}") from None
+    return engine
+
+
+def optuna_storage(url: str):
+    import optuna
+
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    except Exception as exc:
+        raise StorageError(f"cannot open the Optuna storage at {mask_url(url)}: {str(exc).splitlines()[0]}") from None
+
+
+def retrying(fn, *, what: str, attempts: int = 8, first_delay: float = 0.5):
+    """Run ``fn`` retrying transient database errors with exponential backoff (bounded, logged)."""
+    import sqlalchemy as sa
+
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            if attempt == attempts:
+                raise StorageError(f"database unavailable while trying to {what}: {str(exc).splitlines()[0]}") from None
+            log.warning("database error while trying to %s (attempt %d/%d): %s; retrying in %.1fs",
+                        what, attempt, attempts, str(exc).splitlines()[0], delay)  # fmt: skip
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    raise AssertionError("unreachable")

@@ -1,0 +1,228 @@
+"""``tornadostudy worker``: one long-lived process that claims, trains, logs and reports trials.
+
+TensorFlow is imported once per worker (by its trainer) and data arrays are reused across trials.
+A worker only claims cells whose ``num_gpus`` equals the GPUs it holds; it stops when nothing it may
+claim is left (grid) or the trial budget is spent (TPE/random), or after ``max_trials``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from tornadostudy.errors import TrackingError, TrainingError
+from tornadostudy.spec import Range, StudySpec
+from tornadostudy.study.handle import StudyHandle, make_sampler
+from tornadostudy.study.storage import retrying
+from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams, make_trainer
+
+__all__ = ["WorkerOptions", "WorkerSummary", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    study: str
+    storage_url: str
+    tracking_uri: str | None = None
+    gpus: int = 0
+    gpu_ids: tuple[str, ...] = ()
+    max_trials: int | None = None
+
+
+@dataclass
+class WorkerSummary:
+    worker: str
+    completed: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+def _worker_id() -> str:
+    slurm = os.environ.get("SLURM_ARRAY_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    job = f"{slurm}_{task}" if slurm and task else os.environ.get("SLURM_JOB_ID", "")
+    return f"{socket.gethostname()}:{os.getpid()}" + (f":{job}" if job else "")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for package in ("tornadostudy", "tensorflow", "keras", "optuna", "mlflow", "numpy"):
+        try:
+            out[f"version.{package}"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _suggest(trial, spec: StudySpec) -> dict[str, Any]:
+    params = dict(spec.constants)
+    for name, space in sorted(spec.search.items()):
+        if isinstance(space, Range):
+            if space.is_int:
+                params[name] = trial.suggest_int(name, space.low, space.high, log=space.log, step=space.step or 1)
+            else:
+                params[name] = trial.suggest_float(name, space.low, space.high, log=space.log, step=space.step)
+        else:
+            params[name] = trial.suggest_categorical(name, list(space))
+    return params
+
+
+class _TrialProgress(TrialCallbacks):
+    """Per epoch: one MLflow call with all of the epoch's metrics, and a heartbeat for the cell."""
+
+    def __init__(self, worker: Worker, cell: int, run_id: str) -> None:
+        self.worker, self.cell, self.run_id = worker, cell, run_id
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.worker.tracker.log_metrics(self.run_id, metrics, step=epoch)
+        self.worker.handle.cells.heartbeat(self.worker.handle.name, self.cell, self.worker.id)
+
+
+class Worker:
+    def __init__(self, opts: WorkerOptions) -> None:
+        from tornadostudy.tracking import Tracker, resolve_tracking_uri
+
+        self.opts = opts
+        self.id = _worker_id()
+        self.handle = StudyHandle.open(opts.study, opts.storage_url)
+        self.spec = self.handle.spec
+        self.tracker = Tracker(resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri))
+        self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
+        self.tags = {
+            "study": self.spec.name,
+            "sampler": self.spec.sampler,
+            "host": socket.gethostname(),
+            "worker": self.id,
+            "gpu_ids": ",".join(opts.gpu_ids) or "none",
+            "gpu_names": ",".join(getattr(self.trainer, "gpu_names", [])) or "none",
+            **{f"slurm_{k.lower()[6:]}": v for k, v in os.environ.items()
+               if k in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")},
+            **_versions(),
+        }  # fmt: skip
+
+    # --- one trial -------------------------------------------------------------------------------
+    def _start_trial(self, claim) -> tuple[int, dict[str, Any]]:
+        """Create the Optuna trial for a claimed cell (grid) or slot (TPE/random): (number, params)."""
+        import optuna
+
+        study = self.handle.study
+        attrs = {"cell": claim.cell, "attempt": claim.attempt, "worker": self.id}
+        if self.spec.sampler == "grid":
+            params = claim.params
+            searched = {k: params[k] for k in self.spec.grid}
+            template = optuna.trial.create_trial(
+                state=optuna.trial.TrialState.RUNNING,
+                params=searched,
+                distributions={k: optuna.distributions.CategoricalDistribution(v) for k, v in self.spec.grid.items()},
+                user_attrs=attrs,
+                # What GridSampler itself records, so its bookkeeping sees this grid point as taken.
+                system_attrs={"grid_id": claim.cell, "search_space": self.spec.grid},
+            )
+            storage = self.handle.storage
+            trial_id = retrying(lambda: storage.create_new_trial(self.handle.study_id, template_trial=template),
+                                what="create the trial")  # fmt: skip
+            return storage.get_trial_number_from_id(trial_id), params
+        study.sampler = make_sampler(self.spec, slot=claim.cell * 1000 + claim.attempt)
+        trial = retrying(study.ask, what="ask for a trial")
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return trial.number, _suggest(trial, self.spec)
+
+    def run_one(self, claim, summary: WorkerSummary) -> None:
+        import optuna
+
+        name = self.spec.name
+        number, params = self._start_trial(claim)
+        trial_params = TrialParams.from_mapping(params)
+        run_tags = {**self.tags, "trial_number": number, "cell": claim.cell, "attempt": claim.attempt}
+        if claim.previous_run_id:
+            run_tags["retry_of_run"] = claim.previous_run_id
+        run_id = self.tracker.start_trial_run(
+            self.handle.experiment_id,
+            self.handle.parent_run_id,
+            f"{trial_params.label()} #{number}",
+            {**params, "per_replica_batch_size": trial_params.batch_size // max(trial_params.num_gpus, 1)},
+            run_tags,
+        )
+        storage = self.handle.storage
+        trial_id = self.handle.trial_id(number)
+        storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id)
+        self.handle.cells.set_trial(name, claim.cell, self.id, number, run_id)
+        log.info("trial %d (cell %d, attempt %d): %s", number, claim.cell, claim.attempt, trial_params.label())
+
+        context = TrialContext(trial_number=number, attempt=claim.attempt, seed=self.spec.seed)
+        try:
+            result = self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run_id), context)
+            metrics = result.metrics()
+            values = [metrics[o.metric] for o in self.spec.objectives]
+            if not all(math.isfinite(v) for v in values):
+                shown = {o.metric: metrics[o.metric] for o in self.spec.objectives}
+                raise TrainingError(
+                    f"objective value is not a number ({shown})",
+                    kind="objective_nan",
+                    retryable=False,
+                )
+        except TrainingError as exc:
+            self._fail(number, claim, run_id, exc, summary)
+            return
+        for key, value in (("metrics", metrics), ("info", result.info)):
+            storage.set_trial_user_attr(trial_id, key, value)
+        self.tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)}, step=0)
+        self.tracker.set_tags(run_id, {f"info.{k}": v for k, v in result.info.items()})
+        self._finish(number, optuna.trial.TrialState.COMPLETE, values)
+        self.handle.cells.complete(name, claim.cell, self.id)
+        self.tracker.end_run(run_id, "FINISHED")
+        summary.completed.append(number)
+        log.info("trial %d complete: %s", number, {o.metric: metrics[o.metric] for o in self.spec.objectives})
+
+    def _fail(self, number: int, claim, run_id: str, exc: TrainingError, summary: WorkerSummary) -> None:
+        import optuna
+
+        reason = str(exc)
+        log.warning("trial %d failed (%s): %s", number, exc.kind, reason)
+        trial_id = self.handle.trial_id(number)
+        self.handle.storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        self.handle.storage.set_trial_user_attr(trial_id, "fail_kind", exc.kind)
+        self._finish(number, optuna.trial.TrialState.FAIL)
+        state = self.handle.cells.fail(self.spec.name, claim.cell, self.id, f"{exc.kind}: {reason}",
+                                       exc.retryable, self.spec.max_attempts)  # fmt: skip
+        try:
+            self.tracker.set_tags(run_id, {"fail_reason": reason[:4000], "fail_kind": exc.kind, "cell_state": state})
+            self.tracker.end_run(run_id, "FAILED")
+        except TrackingError as tracking_exc:
+            log.warning("could not close MLflow run %s: %s", run_id, tracking_exc)
+        summary.failed.append(number)
+
+    def _finish(self, number: int, state, values: list[float] | None = None) -> None:
+        if self.spec.sampler == "grid":
+            # Straight to the storage: GridSampler.after_trial would scan the whole study on every
+            # report and call study.stop(), which only works inside study.optimize().
+            trial_id = self.handle.trial_id(number)
+            retrying(
+                lambda: self.handle.storage.set_trial_state_values(trial_id, state, values), what="report the trial"
+            )
+        else:
+            retrying(lambda: self.handle.study.tell(number, values, state=state), what="report the trial")
+
+    # --- the loop --------------------------------------------------------------------------------
+    def run(self) -> WorkerSummary:
+        summary = WorkerSummary(self.id)
+        while self.opts.max_trials is None or len(summary.completed) + len(summary.failed) < self.opts.max_trials:
+            claim = self.handle.cells.claim(self.spec.name, self.opts.gpus, self.id)
+            if claim is None:
+                break
+            self.run_one(claim, summary)
+        log.info("worker %s done: %d complete, %d failed", self.id, len(summary.completed), len(summary.failed))
+        return summary
+
+
+def run_worker(opts: WorkerOptions) -> WorkerSummary:
+    # Bind exactly the GPUs this worker was given before TensorFlow starts.
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(opts.gpu_ids) if opts.gpus else ""
+    return Worker(opts).run()

@@ -1,0 +1,167 @@
+"""The ``keras`` trainer: the paper's CNN on a prepared data set, one trial at a time.
+
+A worker keeps one trainer for its whole life, so TensorFlow is imported once and the arrays of a
+(data set, multiplier) are loaded once and reused by every trial that needs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+
+from tornadostudy.data.augment import AugmentConfig
+from tornadostudy.data.prepared import PreparedData
+from tornadostudy.errors import TrainingError
+from tornadostudy.train.params import TrialCallbacks, TrialContext, TrialParams, TrialResult
+from tornadostudy.train.scores import binary_scores
+
+__all__ = ["KerasTrainer"]
+
+log = logging.getLogger(__name__)
+
+
+class KerasTrainer:
+    def __init__(self, trainer_spec, data_folder) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        self.spec = trainer_spec
+        self.data = PreparedData.open(data_folder)
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.gpus = tf.config.list_physical_devices("GPU")
+        self.gpu_names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in self.gpus]
+        for gpu in self.gpus:
+            try:  # several workers may share a GPU; do not let one grab all its memory
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:
+                pass
+
+    # --- data ------------------------------------------------------------------------------------
+    def _arrays_for(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        if key not in self._arrays:
+            if key == "test":
+                x, y = self.data.test()
+            elif key == "original":
+                x, y = self.data.train_original()
+            else:
+                x, y = self.data.train(int(key))
+            self._arrays[key] = (np.ascontiguousarray(x), np.asarray(y, dtype=np.float32))
+        return self._arrays[key]
+
+    def _strategy(self, num_gpus: int):
+        tf = self.tf
+        if num_gpus == 0:
+            return tf.distribute.OneDeviceStrategy("/cpu:0")
+        if num_gpus > len(self.gpus):
+            raise TrainingError(
+                f"the trial needs {num_gpus} GPU(s) but this worker sees {len(self.gpus)}: "
+                "run it on a worker started with that many GPUs",
+                kind="gpus",
+                retryable=False,
+            )
+        if num_gpus == 1:
+            return tf.distribute.OneDeviceStrategy("/gpu:0")
+        return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(num_gpus)])
+
+    # --- training --------------------------------------------------------------------------------
+    def train(self, params: TrialParams, callbacks: TrialCallbacks, context: TrialContext) -> TrialResult:
+        try:
+            return self._train(params, callbacks, context)
+        except TrainingError:
+            raise
+        except self.tf.errors.ResourceExhaustedError as exc:
+            raise TrainingError(f"out of memory: {str(exc).splitlines()[0]}", kind="oom", retryable=False) from exc
+        except Exception as exc:
+            raise TrainingError(f"{type(exc).__name__}: {exc}", kind="exception", retryable=True) from exc
+        finally:
+            import keras
+
+            keras.backend.clear_session()
+
+    def _train(self, params: TrialParams, callbacks: TrialCallbacks, context: TrialContext) -> TrialResult:
+        import keras
+
+        from tornadostudy.model import build_cnn, storm_augmentation_layer
+
+        tf = self.tf
+        start = time.perf_counter()
+        live = params.augmentation == "live"
+        x, y = self._arrays_for("original" if live else str(params.data_multiplier))
+        x_test, y_test = self._arrays_for("test")
+        seed = context.seed * 1_000_003 + context.trial_number
+        keras.utils.set_random_seed(seed % 2**31)
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        steps_per_epoch = None
+        if live:
+            # Live mode sees k× the original set per epoch, each pass freshly transformed in the graph.
+            steps_per_epoch = math.ceil(params.data_multiplier * len(x) / params.batch_size)
+            dataset = dataset.repeat()
+        dataset = dataset.batch(params.batch_size).prefetch(tf.data.AUTOTUNE)
+        data_s = time.perf_counter() - start
+
+        strategy = self._strategy(params.num_gpus)
+        with strategy.scope():
+            augmentation = None
+            if live:
+                aug = AugmentConfig(**self.data.manifest["augmentation"])
+                augmentation = storm_augmentation_layer(aug, self.data.mean, self.data.scale, seed=seed % 2**31)
+            model = build_cnn(params.learning_rate, jit_compile=self.spec.jit_compile, augmentation=augmentation)
+
+        history: list[dict[str, float]] = []
+        epoch_ends: list[float] = []
+
+        class _Relay(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                now = time.perf_counter()
+                epoch_ends.append(now)
+                metrics = {k: float(v) for k, v in (logs or {}).items()}
+                metrics["epoch_time_s"] = now - self._t
+                if not all(math.isfinite(v) for v in metrics.values()):
+                    self.model.stop_training = True
+                history.append(metrics)
+                callbacks.on_epoch_end(epoch + 1, metrics)
+
+        fit_start = time.perf_counter()
+        model.fit(
+            dataset,
+            epochs=params.epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=(x_test, y_test) if self.spec.evaluate_every_epoch else None,
+            validation_batch_size=max(params.batch_size, 1024),
+            callbacks=[_Relay()],
+            verbose=0,
+        )
+        if history and not math.isfinite(history[-1].get("loss", 0.0)):
+            raise TrainingError(f"loss became NaN/inf in epoch {len(history)}", kind="nan_loss", retryable=False)
+
+        test_start = time.perf_counter()
+        prob = model.predict(x_test, batch_size=4096, verbose=0).ravel()
+        test = binary_scores(y_test, prob)
+        end = time.perf_counter()
+        first_end = epoch_ends[0] if epoch_ends else test_start
+        times = {
+            "data_s": data_s,
+            "first_epoch_s": first_end - fit_start + (fit_start - start - data_s),
+            "steady_epochs_s": test_start - first_end,
+            "test_s": end - test_start,
+        }
+        replicas = strategy.num_replicas_in_sync
+        return TrialResult(
+            wall_time_s=end - start,
+            times=times,
+            history=history,
+            test=test,
+            info={
+                "trainer": "keras",
+                "replicas": replicas,
+                "per_replica_batch": params.batch_size // replicas,
+                "devices": [d.name for d in self.gpus[: params.num_gpus]] or ["cpu"],
+                "train_samples_per_epoch": int(steps_per_epoch * params.batch_size if live else len(x)),
+            },
+        )

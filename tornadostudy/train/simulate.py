@@ -1,0 +1,92 @@
+"""The ``simulate`` trainer: no TensorFlow, a duration from a cost model and made-up curves.
+
+For testing the study machinery at scale and for planning a real study: the modelled wall time
+follows the paper's observations (time ∝ samples seen; larger batches faster per sample; extra GPUs
+add synchronisation cost to this small model; live augmentation costs a little on a GPU). With
+``time_scale > 0`` it really sleeps ``time_scale`` seconds per modelled second, epoch by epoch, so
+workers overlap as they would on a cluster. Everything is deterministic by (seed, params, attempt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+import numpy as np
+
+from tornadostudy.data.prepared import PreparedData
+from tornadostudy.errors import TrainingError
+from tornadostudy.train.params import TrialCallbacks, TrialContext, TrialParams, TrialResult
+
+__all__ = ["SimulatedTrainer", "modelled_seconds"]
+
+
+def modelled_seconds(params: TrialParams, n_train: int) -> dict[str, float]:
+    """Modelled wall-time parts of one trial on ``n_train`` training storms."""
+    samples_per_epoch = n_train * params.data_multiplier
+    steps = math.ceil(samples_per_epoch / params.batch_size)
+    if params.num_gpus == 0:
+        per_step = 2.0e-3 + params.batch_size * 3.0e-4
+    else:
+        per_step = (2.5e-3 + params.batch_size * 1.2e-6 / params.num_gpus) + 1.5e-3 * (params.num_gpus - 1)
+        if params.augmentation == "live":
+            per_step *= 1.1
+    epoch = steps * per_step
+    return {"data_s": 0.5 + 1e-6 * samples_per_epoch, "first_epoch_s": 2.0 + epoch,
+            "steady_epochs_s": epoch * (params.epochs - 1), "test_s": 0.3 + 2e-6 * n_train}  # fmt: skip
+
+
+def _rng(*parts: object) -> np.random.Generator:
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+class SimulatedTrainer:
+    def __init__(self, trainer_spec, data_folder) -> None:
+        self.spec = trainer_spec
+        self.n_train = int(PreparedData.open(data_folder).manifest["counts"]["train"])
+
+    def train(self, params: TrialParams, callbacks: TrialCallbacks, context: TrialContext) -> TrialResult:
+        rng = _rng(context.seed, params, context.attempt)
+        times = modelled_seconds(params, self.n_train)
+        # How fast this configuration learns: more updates and a larger step learn faster.
+        updates = params.data_multiplier * self.n_train / params.batch_size
+        rate = 0.02 * math.sqrt(updates) * min(params.learning_rate / 1e-3, 3.0)
+        fail_epoch = int(rng.integers(1, params.epochs + 1)) if rng.random() < self.spec.fail_probability else None
+        epoch_seconds = times["steady_epochs_s"] / max(params.epochs - 1, 1)
+        history = []
+        for epoch in range(1, params.epochs + 1):
+            seconds = times["first_epoch_s"] if epoch == 1 else epoch_seconds
+            if self.spec.time_scale:
+                time.sleep(seconds * self.spec.time_scale)
+            if epoch == fail_epoch:
+                raise TrainingError(f"simulated failure in epoch {epoch} (fail_probability)", kind="exception")
+            progress = 1.0 - math.exp(-rate * epoch)
+            loss = 0.19 - 0.07 * progress + 0.004 * rng.standard_normal()
+            accuracy = 0.952 + 0.02 * progress + 0.002 * rng.standard_normal()
+            metrics = {"loss": float(loss), "accuracy": float(min(accuracy, 0.999)), "epoch_time_s": float(seconds)}
+            if self.spec.evaluate_every_epoch:
+                metrics["val_loss"] = float(loss + 0.01 + 0.004 * rng.standard_normal())
+                metrics["val_accuracy"] = float(min(accuracy - 0.004, 0.999))
+            history.append(metrics)
+            callbacks.on_epoch_end(epoch, metrics)
+        progress = 1.0 - math.exp(-rate * params.epochs)
+        pod = 0.2 + 0.5 * progress + 0.03 * rng.standard_normal()
+        far = 0.6 - 0.3 * progress + 0.03 * rng.standard_normal()
+        test = {
+            "accuracy": float(history[-1]["accuracy"] - 0.005),
+            "auc": float(min(0.55 + 0.4 * progress + 0.01 * rng.standard_normal(), 0.999)),
+            "pod": float(np.clip(pod, 0, 1)),
+            "far": float(np.clip(far, 0, 1)),
+            "brier": float(0.05 - 0.015 * progress),
+            "loss": float(history[-1]["loss"] + 0.01),
+        }
+        test["csi"] = float(1 / (1 / max(test["pod"], 1e-3) + 1 / max(1 - test["far"], 1e-3) - 1))
+        return TrialResult(
+            wall_time_s=float(sum(times.values())),
+            times=times,
+            history=history,
+            test=test,
+            info={"trainer": "simulate", "per_replica_batch": params.batch_size // max(params.num_gpus, 1)},
+        )
