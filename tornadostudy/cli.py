@@ -219,10 +219,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from tornadostudy.study.handle import StudyHandle
     from tornadostudy.study.trials import completed_trials
 
-    records = completed_trials(StudyHandle.open(args.study, _storage(args)))
     pivot = [args.rows, args.cols, args.value]
     if any(pivot) and not all(pivot):
         raise UserInputError("a pivot needs --rows, --cols and --value together (and optionally --by, --agg)")
+    records = completed_trials(StudyHandle.open(args.study, _storage(args)))
     if all(pivot):
         by = tuple(b for b in (args.by or "").split(",") if b)
         blocks = pivot_blocks(records, args.rows, args.cols, args.value, by, args.agg)

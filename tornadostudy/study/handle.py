@@ -48,7 +48,14 @@ class StudyHandle:
     def open(cls, name: str, url: str) -> StudyHandle:
         import optuna
 
-        engine = make_engine(url)
+        engine = make_engine(url, must_exist=True)
+        import sqlalchemy as sa
+
+        if not sa.inspect(engine).has_table("tornadostudy_cells"):
+            raise UserInputError(
+                f"study {name!r} does not exist: {mask_url(url)} holds no tornadostudy studies; "
+                "create one with 'tornadostudy create SPEC' or pass the right --storage"
+            )
         storage = optuna_storage(url)
         try:
             study = optuna.load_study(study_name=name, storage=storage)

@@ -34,9 +34,17 @@ def _engine_kwargs(url: str) -> dict:
     return {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True, "pool_recycle": 1800}
 
 
-def make_engine(url: str):
+def make_engine(url: str, must_exist: bool = False):
+    """A SQLAlchemy engine, checked by one round trip. ``must_exist``: refuse to create a new SQLite file
+    (read-only commands must not write anything when pointed at the wrong place)."""
     import sqlalchemy as sa
 
+    if must_exist and url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if path != ":memory:" and not os.path.exists(path):
+            raise UserInputError(
+                f"study database {path} does not exist: run 'tornadostudy create SPEC' first or pass --storage"
+            )
     try:
         engine = sa.create_engine(url, **_engine_kwargs(url))
     except (sa.exc.ArgumentError, ValueError) as exc:

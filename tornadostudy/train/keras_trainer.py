@@ -135,6 +135,7 @@ class KerasTrainer:
             validation_data=(x_test, y_test) if self.spec.evaluate_every_epoch else None,
             validation_batch_size=max(params.batch_size, 1024),
             callbacks=[_Relay()],
+            shuffle=False,  # the dataset shuffles itself
             verbose=0,
         )
         if history and not math.isfinite(history[-1].get("loss", 0.0)):

@@ -1,0 +1,60 @@
+"""Exactly-once claiming on a real PostgreSQL server, with many concurrent worker processes."""
+
+import threading
+from collections import Counter
+
+import pytest
+
+from tests.conftest import start_workers, wait_all, write_sim_spec
+from tornadostudy.spec import load_spec
+from tornadostudy.study.cells import CellTable
+from tornadostudy.study.create import create_study
+from tornadostudy.study.handle import StudyHandle
+from tornadostudy.study.status import study_status
+from tornadostudy.study.storage import make_engine, resolve_storage_url
+
+pytestmark = pytest.mark.postgres
+
+
+def test_plain_postgresql_urls_work_with_psycopg2(postgres_url):
+    url = resolve_storage_url(postgres_url)
+    assert url.startswith("postgresql+psycopg2://")
+    make_engine(url).dispose()
+
+
+def test_threads_claim_distinct_cells_with_skip_locked(postgres_url):
+    cells = CellTable(make_engine(resolve_storage_url(postgres_url)))
+    cells.create_schema()
+    cells.insert("s", [(i, {"i": i}, None, float(i % 5)) for i in range(200)])
+    taken, lock = [], threading.Lock()
+
+    def grab(worker):
+        while (claim := cells.claim("s", 0, worker)) is not None:
+            with lock:
+                taken.append(claim.cell)
+
+    threads = [threading.Thread(target=grab, args=(f"w{i}",)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == list(range(200))
+
+
+@pytest.mark.slow
+def test_twelve_workers_complete_every_cell_exactly_once(postgres_url, study_env):
+    folder, env = study_env
+    env = {**env, "TORNADOSTUDY_STORAGE": postgres_url}
+    search = "epochs = [1, 2, 3]\nbatch_size = [64, 128, 256, 512]\ndata_multiplier = [1, 2, 4]"
+    spec = load_spec(write_sim_spec(folder, search=search, time_scale=0.01, fail_probability=0.15, max_attempts=6))
+    create_study(spec, resolve_storage_url(postgres_url), env["MLFLOW_TRACKING_URI"])
+    results = wait_all(start_workers(spec.name, 12, env))
+    assert [r[0] for r in results] == [0] * 12, [r[2][-400:] for r in results if r[0]]
+    handle = StudyHandle.open(spec.name, resolve_storage_url(postgres_url))
+    status = study_status(handle)
+    assert (status["total_cells"], status["complete"], status["failed"], status["duplicates"]) == (36, 36, 0, 0)
+    import optuna
+
+    complete = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    assert sorted(t.user_attrs["cell"] for t in complete) == list(range(36))
+    assert len(Counter(t.user_attrs["worker"] for t in complete)) > 1

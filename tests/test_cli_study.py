@@ -1,0 +1,77 @@
+"""The study commands as a user runs them: create / worker / run / status / report."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli, write_sim_spec
+
+
+@pytest.mark.slow
+def test_run_executes_a_whole_study_and_reports(study_env):
+    folder, env = study_env
+    spec = write_sim_spec(folder, search="epochs = [1, 2]\nbatch_size = [128, 256]\ndata_multiplier = [1, 2]",
+                          time_scale=0.01)  # fmt: skip
+    result = run_cli("run", str(spec), "--workers", "2", env=env, cwd=folder)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "8/8" in result.stdout and "duplicates 0" in result.stdout
+    assert "Wall time (s), batch size × data multiplier" in result.stdout
+    status = json.loads(run_cli("status", "sim", "--json", env=env).stdout)
+    for key in ("total_cells", "complete", "running", "failed", "waiting", "duplicates"):
+        assert key in status
+    assert (status["total_cells"], status["complete"], status["duplicates"]) == (8, 8, 0)
+    report = run_cli("report", "sim", "--format", "csv", env=env)
+    assert report.returncode == 0 and "batch_size,1,2" in report.stdout
+    pivot = run_cli("report", "sim", "--rows", "epochs", "--cols", "batch_size", "--value", "test_auc", env=env)
+    assert "| epochs \\ batch_size | 128 | 256 |" in pivot.stdout
+    again = run_cli("run", str(spec), env=env, cwd=folder)
+    assert again.returncode == 0 and "resumed" in again.stdout
+
+
+def test_create_status_and_worker_by_hand(study_env):
+    folder, env = study_env
+    spec = write_sim_spec(folder)
+    created = run_cli("create", str(spec), env=env)
+    assert created.returncode == 0 and "study sim created: 2 cells" in created.stdout
+    assert json.loads(run_cli("status", "sim", "--json", env=env).stdout)["waiting"] == 2
+    worker = run_cli("worker", "sim", "--max-trials", "1", env=env)
+    assert worker.returncode == 0 and "1 trials complete" in worker.stdout
+    assert json.loads(run_cli("status", "sim", "--json", env=env).stdout)["complete"] == 1
+    dup = run_cli("create", str(spec), env=env)
+    assert dup.returncode == 2 and "already exists" in dup.stderr and dup.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["status", "nope"], "study.db does not exist"),
+        (["report", "nope", "--storage", "sqlite:///{folder}/empty.db"], "study 'nope' does not exist"),
+        (["worker", "nope", "--storage", "sqlite:///{folder}/other.db"], "study 'nope' does not exist"),
+        (["create", "missing.toml"], "no such spec file"),
+        (["status", "sim", "--storage", "mongodb://x"], "is not a database URL"),
+        (["status", "sim", "--storage", "postgresql://u:hunter2@127.0.0.1:1/db"], "cannot connect"),
+        (["worker", "sim", "--gpus", "-2"], "--gpus -2 is negative"),
+        (["report", "sim", "--rows", "epochs"], "--rows, --cols and --value together"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(study_env, args, needle):
+    folder, env = study_env
+    for name in ("empty.db", "other.db"):  # databases that exist but hold no study
+        import sqlite3
+
+        sqlite3.connect(folder / name).close()
+    before = sorted(p.name for p in folder.iterdir())
+    result = run_cli(*(a.format(folder=folder) for a in args), env=env, cwd=folder)
+    assert result.returncode in (1, 2) and result.stderr.count("\n") == 1, result.stderr
+    assert needle in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_a_bad_spec_writes_nothing(study_env):
+    folder, env = study_env
+    spec = folder / "bad.toml"
+    spec.write_text('[study]\nname = "x"\n[search]\nbatch_size = [0]\n')
+    result = run_cli("create", str(spec), env=env)
+    assert result.returncode == 2 and "search.batch_size: 0 is not valid" in result.stderr
+    assert not (folder / "study.db").exists() and not (folder / "mlflow.db").exists()

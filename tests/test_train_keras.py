@@ -1,0 +1,52 @@
+"""One real Keras trial per augmentation mode, on a small prepared set."""
+
+import math
+
+import pytest
+
+from tornadostudy.spec import TrainerSpec
+from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+
+class Recorder(TrialCallbacks):
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_end(self, epoch, metrics):
+        self.epochs.append((epoch, metrics))
+
+
+@pytest.mark.parametrize("augmentation", ["pre", "live"])
+def test_a_keras_trial_reports_times_curves_and_scores(prepared_small, augmentation):
+    pytest.importorskip("tensorflow")
+    from tornadostudy.train.keras_trainer import KerasTrainer
+
+    trainer = KerasTrainer(TrainerSpec(kind="keras", evaluate_every_epoch=True, jit_compile=False), prepared_small)
+    params = TrialParams(epochs=2, batch_size=64, learning_rate=1e-3, data_multiplier=2, num_gpus=0,
+                         augmentation=augmentation)  # fmt: skip
+    recorder = Recorder()
+    result = trainer.train(params, recorder, TrialContext(0))
+    assert [e for e, _ in recorder.epochs] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"} <= set(recorder.epochs[0][1])
+    assert set(result.times) == {"data_s", "first_epoch_s", "steady_epochs_s", "test_s"}
+    assert result.wall_time_s >= sum(result.times.values()) * 0.99
+    assert {"accuracy", "auc", "pod", "far", "csi", "brier"} <= set(result.test)
+    assert 0 <= result.test["accuracy"] <= 1 and math.isfinite(result.test["brier"])
+    n_train = trainer.data.manifest["counts"]["train"]
+    assert result.info["train_samples_per_epoch"] >= 2 * n_train  # k = 2 in both modes
+    assert result.info["per_replica_batch"] == 64
+
+
+def test_a_trial_needing_more_gpus_than_visible_is_not_retried(prepared_small):
+    pytest.importorskip("tensorflow")
+    from tornadostudy.errors import TrainingError
+    from tornadostudy.train.keras_trainer import KerasTrainer
+
+    trainer = KerasTrainer(TrainerSpec(kind="keras"), prepared_small)
+    params = TrialParams(epochs=1, batch_size=64, learning_rate=1e-3, data_multiplier=1, num_gpus=8,
+                         augmentation="pre")  # fmt: skip
+    with pytest.raises(TrainingError) as info:
+        trainer.train(params, TrialCallbacks(), TrialContext(0))
+    assert info.value.kind == "gpus" and not info.value.retryable
