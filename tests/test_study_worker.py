@@ -163,3 +163,26 @@ def test_tpe_study_spends_exactly_its_budget(study_env):
     assert len(complete) == 7 and study_status(handle)["complete"] == 7
     assert all(1e-4 <= t.params["learning_rate"] <= 1e-2 for t in complete)
     assert len({t.params["learning_rate"] for t in complete}) == 7, "parallel workers explore different points"
+
+
+def test_a_stopped_worker_gives_its_trial_back_and_leaves_nothing_running(study_env):
+    import signal
+    import time
+
+    folder, env = study_env
+    spec, _ = _create(folder, env, search="epochs = [50]\nbatch_size = [128]", time_scale=1.0)
+    (proc,) = start_workers(spec.name, 1, env)
+    handle = StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"])
+    deadline = time.time() + 120
+    while study_status(handle)["running"] == 0 and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)  # into the first epochs
+    proc.send_signal(signal.SIGTERM)
+    ((code, _, err),) = wait_all([proc])
+    assert code == 143, err
+    handle, trials, State = _trials(env, spec.name)
+    assert [t.state for t in trials] == [State.FAIL] and trials[0].user_attrs["fail_reason"] == "worker stopped"
+    row = handle.cells.rows(spec.name)[0]
+    assert (row["state"], row["attempts"]) == ("waiting", 0), "a stopped attempt does not count"
+    _, runs = _runs(env, spec.name)
+    assert [r.info.status for r in runs] == ["KILLED"]

@@ -185,7 +185,13 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     gpus, ids = detect_gpus(args.gpus)
     opts = WorkerOptions(args.study, _storage(args), args.tracking_uri, gpus, tuple(ids), args.max_trials)
-    summary = run_worker(opts)
+    from tornadostudy.study.worker import WorkerStopped
+
+    try:
+        summary = run_worker(opts)
+    except WorkerStopped as exc:
+        print(f"{PROG}: worker stopped by {exc}; its trial was given back", file=sys.stderr)
+        return 143
     print(f"worker {summary.worker}: {len(summary.completed)} trials complete, {len(summary.failed)} failed")
     return 0
 

@@ -156,6 +156,16 @@ class CellTable:
 
         return retrying(attempt, what="give back a failed cell")
 
+    def release(self, study: str, cell: int, worker: str, reason: str) -> bool:
+        """Give a cell back untouched by failure (its worker was stopped): the attempt does not count."""
+        values = {
+            "state": "waiting",
+            "attempts": self.table.c.attempts - 1,
+            "worker": None,
+            "last_error": reason[:2000],
+        }
+        return self._update(study, cell, worker, values, "give back a cell")
+
     # --- reading -----------------------------------------------------------------------------------
     def claimable(self, study: str, num_gpus: int) -> bool:
         t = self.table

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import socket
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -21,7 +22,7 @@ from tornadostudy.study.handle import StudyHandle, make_sampler
 from tornadostudy.study.storage import retrying
 from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams, make_trainer
 
-__all__ = ["WorkerOptions", "WorkerSummary", "run_worker"]
+__all__ = ["WorkerOptions", "WorkerStopped", "WorkerSummary", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class Worker:
 
         context = TrialContext(trial_number=number, attempt=claim.attempt, seed=self.spec.seed)
         try:
-            result = self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run_id), context)
+            result = self._train(trial_params, claim, run_id, context, number)
             metrics = result.metrics()
             values = [metrics[o.metric] for o in self.spec.objectives]
             if not all(math.isfinite(v) for v in values):
@@ -180,6 +181,41 @@ class Worker:
         self.tracker.end_run(run_id, "FINISHED")
         summary.completed.append(number)
         log.info("trial %d complete: %s", number, {o.metric: metrics[o.metric] for o in self.spec.objectives})
+
+    def _train(self, trial_params, claim, run_id: str, context: TrialContext, number: int):
+        """Train; if the worker is stopped (SIGTERM, Ctrl-C) or crashes meanwhile, close the trial, its run
+        and its cell before the exception goes on, so nothing is left looking alive."""
+        try:
+            return self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run_id), context)
+        except TrainingError:
+            raise
+        except BaseException as exc:
+            self._abandon(number, claim, run_id, exc)
+            raise
+
+    def _abandon(self, number: int, claim, run_id: str, exc: BaseException) -> None:
+        import optuna
+
+        stopped = isinstance(exc, (KeyboardInterrupt, WorkerStopped))
+        reason = "worker stopped" if stopped else f"worker error: {type(exc).__name__}: {exc}"
+        log.warning("trial %d abandoned (%s); giving cell %d back", number, reason, claim.cell)
+        steps = (
+            lambda: self.handle.storage.set_trial_user_attr(self.handle.trial_id(number), "fail_reason", reason),
+            lambda: self._finish(number, optuna.trial.TrialState.FAIL),
+            # A stopped attempt (preemption, scancel) is not the cell's fault and does not count.
+            lambda: (
+                self.handle.cells.release(self.spec.name, claim.cell, self.id, reason)
+                if stopped
+                else self.handle.cells.fail(self.spec.name, claim.cell, self.id, reason, True, self.spec.max_attempts)
+            ),
+            lambda: self.tracker.set_tags(run_id, {"fail_reason": reason[:4000]}),
+            lambda: self.tracker.end_run(run_id, "KILLED" if stopped else "FAILED"),
+        )
+        for step in steps:  # best effort: one failing step must not hide the others or the original error
+            try:
+                step()
+            except Exception as cleanup_exc:
+                log.warning("clean-up step failed: %s", cleanup_exc)
 
     def _fail(self, number: int, claim, run_id: str, exc: TrainingError, summary: WorkerSummary) -> None:
         import optuna
@@ -222,7 +258,19 @@ class Worker:
         return summary
 
 
+class WorkerStopped(BaseException):
+    """Raised in the worker when SLURM (or a user) sends SIGTERM: unwinds the current trial cleanly."""
+
+
+def _raise_stopped(signum, _frame):
+    raise WorkerStopped(f"signal {signal.Signals(signum).name}")
+
+
 def run_worker(opts: WorkerOptions) -> WorkerSummary:
     # Bind exactly the GPUs this worker was given before TensorFlow starts.
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(opts.gpu_ids) if opts.gpus else ""
-    return Worker(opts).run()
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        return Worker(opts).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
