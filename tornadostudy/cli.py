@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +50,16 @@ def _int_list(text: str) -> tuple[int, ...]:
     bad = [v for v in values if v < 1]
     if bad:
         raise argparse.ArgumentTypeError(f"{bad[0]} is < 1: every data multiplier must be ≥ 1, e.g. 1,2,4")
+    return values
+
+
+def _int_list0(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers, e.g. 1,2") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: give GPU counts ≥ 0, e.g. 1,2,3,4")
     return values
 
 
@@ -210,11 +221,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from tornadostudy.slurm import SlurmError
     from tornadostudy.study.handle import StudyHandle
     from tornadostudy.study.status import format_status, study_status
+    from tornadostudy.study.submit import job_status
 
-    status = study_status(StudyHandle.open(args.study, _storage(args)))
+    handle = StudyHandle.open(args.study, _storage(args))
+    status = study_status(handle)
+    try:
+        status["slurm_jobs"] = job_status(handle)
+    except SlurmError as exc:  # the study is still readable without the scheduler
+        status["slurm_jobs"], status["slurm_error"] = [], str(exc)
     print(json.dumps(status) if args.json else format_status(status))
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from tornadostudy.study.handle import StudyHandle
+    from tornadostudy.study.submit import SubmitOptions, plan_jobs, submit_study
+
+    opts = SubmitOptions(
+        gpus=args.gpus, array=args.array, partition=args.partition, time=args.time, account=args.account,
+        extra=tuple(shlex.split(args.extra or "")), log_dir=args.log_dir, tracking_uri=args.tracking_uri,
+        cpus_per_task=args.cpus_per_task,
+    )  # fmt: skip
+    handle = StudyHandle.open(args.study, _storage(args))
+    if args.dry_run:
+        for job in plan_jobs(handle, opts):
+            print(job.script)
+        return 0
+    for job in submit_study(handle, opts):
+        print(f"submitted job {job.job_id}: {args.array} task(s) × {job.gpus} GPU(s) for study {args.study}")
     return 0
 
 
@@ -278,6 +315,21 @@ def _add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argume
     run.add_argument("--storage", help=storage_help)
     run.add_argument("--tracking-uri", help=tracking_help)
     run.set_defaults(handler=_cmd_run)
+
+    submit = sub.add_parser("submit", parents=[common], help="submit SLURM array jobs of workers, one per GPU count")
+    submit.add_argument("study", help="study name")
+    submit.add_argument("--storage", help=storage_help)
+    submit.add_argument("--tracking-uri", help=tracking_help)
+    submit.add_argument("--gpus", type=_int_list0, default=(0, 1, 2, 3, 4), help="GPU counts to submit, e.g. 1,2,3,4")
+    submit.add_argument("--array", type=_positive_int, required=True, help="array tasks (workers) per GPU count")
+    submit.add_argument("--partition")
+    submit.add_argument("--time", help="time limit per task, e.g. 2:00:00")
+    submit.add_argument("--account")
+    submit.add_argument("--cpus-per-task", type=_positive_int, default=4)
+    submit.add_argument("--extra", help='more sbatch options, e.g. "--mem=16G --qos=short"')
+    submit.add_argument("--log-dir", default="slurm-logs", help="folder for the tasks' output (default ./slurm-logs)")
+    submit.add_argument("--dry-run", action="store_true", help="print the scripts instead of submitting")
+    submit.set_defaults(handler=_cmd_submit)
 
     status = sub.add_parser("status", parents=[common], help="cells complete/running/failed/waiting, ETA")
     status.add_argument("study", help="study name")

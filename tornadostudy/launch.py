@@ -52,7 +52,7 @@ def run_local(opts: LocalRunOptions, out=sys.stdout) -> dict:
         "MLFLOW_TRACKING_URI": opts.tracking_uri,
         "TF_NUM_INTRAOP_THREADS": str(_threads_per_worker(opts.workers)),
         "TF_NUM_INTEROP_THREADS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
     }
     command = [sys.executable, "-m", "tornadostudy", "worker", spec.name]
     procs = [subprocess.Popen(command, env=env) for _ in range(opts.workers)]

@@ -42,6 +42,9 @@ class Tracker:
 
     def __init__(self, uri: str) -> None:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        if uri.startswith("postgresql"):
+            # Many workers logging straight to the database must not each keep a pool of idle connections.
+            os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
         try:
             from mlflow import MlflowClient
 

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["mask_url", "normalize_db_url", "url_has_password"]
+__all__ = ["mask_url", "normalize_db_url", "strip_password", "url_has_password"]
 
 _PASSWORD = re.compile(r"^(?P<head>[a-zA-Z][\w+.-]*://[^:/@]*:)(?P<password>[^@]*)(?P<tail>@.*)$")
 
@@ -39,3 +39,12 @@ def mask_url(url: str) -> str:
     if not match or not match.group("password"):
         return url
     return f"{match.group('head')}***{match.group('tail')}"
+
+
+def strip_password(url: str) -> str:
+    """The URL without its password (``user@host``): what may be written into scripts. libpq then takes
+    the password from ``PGPASSWORD`` or ``~/.pgpass`` at run time."""
+    match = _PASSWORD.match(url)
+    if not match or not match.group("password"):
+        return url
+    return f"{match.group('head')[:-1]}{match.group('tail')}"

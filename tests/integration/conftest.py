@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
 POSTGRES = os.environ.get("TORNADOSTUDY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+SLURM_CONF = os.environ.get("SLURM_CONF", "/tmp/tornadostudy-slurm/etc/slurm.conf")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _admin_connection():
@@ -19,18 +26,69 @@ def _admin_connection():
 
 
 @pytest.fixture
-def postgres_url():
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+def postgres_factory():
+    """Make fresh, empty PostgreSQL databases for one test; all dropped afterwards."""
     try:
         admin = _admin_connection()
     except Exception as exc:
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES} ({str(exc).strip().splitlines()[0]}); "
                     "start it or set TORNADOSTUDY_TEST_POSTGRES")  # fmt: skip
-    name = f"tornadostudy_test_{uuid.uuid4().hex[:12]}"
+    made = []
+
+    def make() -> str:
+        name = f"tornadostudy_test_{uuid.uuid4().hex[:12]}"
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+
+    yield make
     with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in made:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_factory):
+    return postgres_factory()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(postgres_factory, tmp_path):
+    """A real `mlflow server` on PostgreSQL, started and stopped with tracking/mlflow-server.sh."""
+    env = {
+        **os.environ,
+        "MLFLOW_BACKEND_STORE_URI": postgres_factory(),
+        "MLFLOW_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "MLFLOW_HOST": "127.0.0.1",
+        "MLFLOW_PORT": str(_free_port()),
+        "MLFLOW_WORKERS": "1",
+        "MLFLOW_STATE_DIR": str(tmp_path / "mlflow-state"),
+        "MLFLOW_PYTHON": sys.executable,
+    }
+    script = str(ROOT / "tracking" / "mlflow-server.sh")
+    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, timeout=300)
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip().splitlines()[-1]
+    assert url == f"http://127.0.0.1:{env['MLFLOW_PORT']}"
+    yield url
+    subprocess.run([script, "stop"], env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The dev cluster of slurm/dev-cluster.sh (started by .ci/run); its SLURM_CONF is exported for the test."""
+    if not shutil.which("sbatch") or not Path(SLURM_CONF).exists():
+        pytest.skip(f"no SLURM cluster (sbatch or {SLURM_CONF} missing): run 'slurm/dev-cluster.sh start' as root")
+    os.environ["SLURM_CONF"] = SLURM_CONF
+    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30).stdout.strip()
+    if not state or not any(s in state for s in ("idle", "mixed", "allocated")):
+        pytest.skip(f"the SLURM node is not up (state {state!r}): run 'slurm/dev-cluster.sh start'")
+    return SLURM_CONF

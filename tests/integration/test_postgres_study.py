@@ -58,3 +58,25 @@ def test_twelve_workers_complete_every_cell_exactly_once(postgres_url, study_env
     complete = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     assert sorted(t.user_attrs["cell"] for t in complete) == list(range(36))
     assert len(Counter(t.user_attrs["worker"] for t in complete)) > 1
+
+
+@pytest.mark.slow
+def test_thirty_two_workers_log_straight_to_postgresql_without_errors(postgres_factory, study_env):
+    folder, env = study_env
+    storage, tracking = postgres_factory(), postgres_factory()
+    env = {**env, "TORNADOSTUDY_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking}
+    search = "epochs = [1, 2]\nbatch_size = [32, 64, 128, 256]\ndata_multiplier = [1, 2]\nlearning_rate = [1e-3, 1e-4]"
+    spec = load_spec(write_sim_spec(folder, search=search, time_scale=0.02))
+    create_study(spec, resolve_storage_url(storage), resolve_storage_url(tracking))
+    results = wait_all(start_workers(spec.name, 32, env))
+    assert [r[0] for r in results] == [0] * 32, [r[2][-400:] for r in results if r[0]]
+    for _, _, stderr in results:
+        assert "OperationalError" not in stderr and "too many clients" not in stderr, stderr[-800:]
+    handle = StudyHandle.open(spec.name, resolve_storage_url(storage))
+    status = study_status(handle)
+    assert (status["total_cells"], status["complete"], status["failed"], status["duplicates"]) == (32, 32, 0, 0)
+
+    from tornadostudy.tracking import Tracker
+
+    runs = Tracker(resolve_storage_url(tracking)).trial_runs(handle.experiment_id)
+    assert len(runs) == 32 and {r.info.status for r in runs} == {"FINISHED"}

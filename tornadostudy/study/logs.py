@@ -1,4 +1,4 @@
-"""Quieter third-party logs for the command line (Optuna and MLflow log every study and table at INFO)."""
+"""Quieter third-party logs for the command line (Optuna, MLflow and TensorFlow are chatty at INFO/WARNING)."""
 
 from __future__ import annotations
 
@@ -14,3 +14,5 @@ def quiet_libraries() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read by mlflow when it is imported
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Keras retraces predict() for every new model; TensorFlow warns about it on every trial.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -60,4 +60,7 @@ def format_status(status: dict[str, Any]) -> str:
         f"  trials     {trials}; cells retried {status['retried_cells']}",
         f"  duplicates {status['duplicates']}",
         f"  ETA        {eta_text}",
+        *(f"  slurm job {j['job_id']} ({j['gpus']} GPU/task): pending {j['pending']}, running {j['running']}, "
+          f"done {j['done']} of {j['tasks']}" for j in status.get("slurm_jobs", [])),
+        *([f"  slurm      {status['slurm_error']}"] if status.get("slurm_error") else []),
     ])  # fmt: skip

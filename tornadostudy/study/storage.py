@@ -30,8 +30,11 @@ def _engine_kwargs(url: str) -> dict:
     if url.startswith("sqlite"):
         # Many local workers share one file: wait for the lock rather than fail.
         return {"connect_args": {"timeout": 120}}
-    # Long-lived workers: a tiny pool, checked before use so a restarted server is survived.
-    return {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True, "pool_recycle": 1800}
+    from sqlalchemy.pool import NullPool
+
+    # Hundreds of array tasks must not each hold idle connections (PostgreSQL allows ~100 by default):
+    # a connection per operation, closed at once. A restarted server is survived for free.
+    return {"poolclass": NullPool, "connect_args": {"connect_timeout": 10}}
 
 
 def make_engine(url: str, must_exist: bool = False):

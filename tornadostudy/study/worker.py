@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import signal
 import socket
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -35,6 +37,7 @@ class WorkerOptions:
     gpus: int = 0
     gpu_ids: tuple[str, ...] = ()
     max_trials: int | None = None
+    startup_jitter_s: float = 5.0
 
 
 @dataclass
@@ -269,8 +272,13 @@ def _raise_stopped(signum, _frame):
 def run_worker(opts: WorkerOptions) -> WorkerSummary:
     # Bind exactly the GPUs this worker was given before TensorFlow starts.
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(opts.gpu_ids) if opts.gpus else ""
-    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    # TERM: scancel / node shutdown; USR1: SLURM's pre-timeout warning (sbatch --signal=B:USR1@…).
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    if os.environ.get("SLURM_ARRAY_TASK_ID"):
+        # Hundreds of array tasks start in the same second: spread their first database round trips.
+        time.sleep(random.uniform(0, opts.startup_jitter_s))
     try:
         return Worker(opts).run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

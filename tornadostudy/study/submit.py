@@ -1,0 +1,116 @@
+"""``tornadostudy submit``: one ``sbatch --array`` job per GPU count present in the study."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tornadostudy.errors import UserInputError
+from tornadostudy.slurm import SbatchJob, Slurm, render_sbatch
+from tornadostudy.study.handle import StudyHandle
+from tornadostudy.study.jobs import JobTable
+
+__all__ = ["SubmitOptions", "SubmittedJob", "gpu_counts", "job_status", "plan_jobs", "submit_study"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    gpus: tuple[int, ...]
+    array: int
+    partition: str | None = None
+    time: str | None = None
+    account: str | None = None
+    extra: tuple[str, ...] = ()
+    log_dir: str = "slurm-logs"
+    tracking_uri: str | None = None
+    cpus_per_task: int = 1
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    gpus: int
+    script: str
+    job_id: str | None = None
+
+
+def gpu_counts(handle: StudyHandle) -> list[int]:
+    """The GPU counts the study's unfinished cells ask for (None = any: the spec's constant)."""
+    counts = {r["num_gpus"] for r in handle.cells.rows(handle.name) if r["state"] in ("waiting", "running")}
+    return sorted(handle.spec.constants.get("num_gpus", 0) if c is None else c for c in counts)
+
+
+def plan_jobs(handle: StudyHandle, opts: SubmitOptions) -> list[SubmittedJob]:
+    present = gpu_counts(handle)
+    if not present:
+        raise UserInputError(f"study {handle.name!r} has no unfinished cells: nothing to submit")
+    chosen = [g for g in present if g in opts.gpus]
+    skipped = [g for g in present if g not in opts.gpus]
+    if not chosen:
+        raise UserInputError(
+            f"--gpus {','.join(map(str, opts.gpus))}: the study's unfinished cells need "
+            f"{','.join(map(str, present))} GPU(s) per task: include those counts"
+        )
+    if skipped:
+        log.warning("cells needing %s GPU(s) are not submitted (not in --gpus)", skipped)
+    tracking = opts.tracking_uri or handle.stored_tracking_uri
+    log_dir = str(Path(opts.log_dir).resolve())
+    jobs = []
+    for gpus in chosen:
+        job = SbatchJob(
+            study=handle.name, gpus=gpus, array=opts.array, python=sys.executable, log_dir=log_dir,
+            storage_url=handle.url, tracking_uri=tracking or os.environ.get("MLFLOW_TRACKING_URI"),
+            partition=opts.partition, time=opts.time, account=opts.account, cpus_per_task=opts.cpus_per_task,
+            extra=opts.extra,
+        )  # fmt: skip
+        jobs.append(SubmittedJob(gpus, render_sbatch(job)))
+    return jobs
+
+
+def submit_study(handle: StudyHandle, opts: SubmitOptions, slurm: Slurm | None = None) -> list[SubmittedJob]:
+    slurm = slurm or Slurm()
+    table = JobTable(handle.cells.engine)
+    table.create_schema()
+    Path(opts.log_dir).mkdir(parents=True, exist_ok=True)
+    submitted = []
+    for job in plan_jobs(handle, opts):
+        job_id = slurm.submit(job.script)
+        table.add(handle.name, job_id, job.gpus, opts.array)
+        submitted.append(SubmittedJob(job.gpus, job.script, job_id))
+    return submitted
+
+
+def job_status(handle: StudyHandle, slurm: Slurm | None = None) -> list[dict]:
+    """Per submitted job: tasks pending / running / done (done = no longer in the queue)."""
+    jobs = JobTable(handle.cells.engine).jobs(handle.name)
+    if not jobs:
+        return []
+    states = (slurm or Slurm()).states([j["job_id"] for j in jobs])
+    out = []
+    for job in jobs:
+        mine = [s for task, s in states.items() if task.split("_")[0] == job["job_id"]]
+        pending = sum(s == "PENDING" for s in mine)
+        running = sum(s in ("RUNNING", "COMPLETING", "CONFIGURING") for s in mine)
+        # A pending array may show as one "123_[0-5]" line: count its tasks from the range.
+        for task, s in states.items():
+            if task.startswith(f"{job['job_id']}_[") and s == "PENDING":
+                pending += _range_size(task.split("_", 1)[1]) - 1
+        out.append({"job_id": job["job_id"], "gpus": job["gpus"], "tasks": job["tasks"], "pending": pending,
+                    "running": running, "done": max(job["tasks"] - pending - running, 0)})  # fmt: skip
+    return out
+
+
+def _range_size(spec: str) -> int:
+    """Tasks in a squeue array range such as ``[0-5]``, ``[2,4-6%2]``."""
+    total = 0
+    for part in spec.strip("[]").split("%")[0].split(","):
+        if "-" in part:
+            low, high = part.split("-", 1)
+            total += int(high) - int(low) + 1
+        elif part:
+            total += 1
+    return total
