@@ -165,24 +165,45 @@ def test_tpe_study_spends_exactly_its_budget(study_env):
     assert len({t.params["learning_rate"] for t in complete}) == 7, "parallel workers explore different points"
 
 
-def test_a_stopped_worker_gives_its_trial_back_and_leaves_nothing_running(study_env):
+def test_a_stopped_worker_checkpoints_and_the_retry_resumes_at_that_epoch(study_env):
     import signal
     import time
 
     folder, env = study_env
-    spec, _ = _create(folder, env, search="epochs = [50]\nbatch_size = [128]", time_scale=1.0)
+    spec, _ = _create(folder, env, search="epochs = [40]\nbatch_size = [128]", time_scale=1.0)
     (proc,) = start_workers(spec.name, 1, env)
     handle = StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"])
+    tracker = Tracker(env["MLFLOW_TRACKING_URI"])
     deadline = time.time() + 120
-    while study_status(handle)["running"] == 0 and time.time() < deadline:
-        time.sleep(0.5)
-    time.sleep(2)  # into the first epochs
+    while time.time() < deadline:  # wait until a few epochs are logged
+        runs = tracker.trial_runs(handle.experiment_id)
+        if runs and len(tracker.metric_history(runs[0].info.run_id, "loss")) >= 5:
+            break
+        time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     ((code, _, err),) = wait_all([proc])
-    assert code == 143, err
+    assert code == 143, err[-600:]
     handle, trials, State = _trials(env, spec.name)
-    assert [t.state for t in trials] == [State.FAIL] and trials[0].user_attrs["fail_reason"] == "worker stopped"
+    assert [t.state for t in trials] == [State.FAIL]
+    assert trials[0].user_attrs["fail_reason"].startswith("stopped by signal interrupted after epoch")
     row = handle.cells.rows(spec.name)[0]
     assert (row["state"], row["attempts"]) == ("waiting", 0), "a stopped attempt does not count"
-    _, runs = _runs(env, spec.name)
-    assert [r.info.status for r in runs] == ["KILLED"]
+    (first,) = tracker.trial_runs(handle.experiment_id)
+    assert first.info.status == "KILLED"
+    stopped_at = len(tracker.metric_history(first.info.run_id, "loss"))
+    assert 5 <= stopped_at < 40
+
+    ((code, _, err),) = wait_all(start_workers(spec.name, 1, env))
+    assert code == 0, err[-600:]
+    handle, trials, State = _trials(env, spec.name)
+    done = next(t for t in trials if t.state == State.COMPLETE)
+    assert done.user_attrs["info"]["resumed_from_epoch"] == stopped_at
+    assert done.user_attrs["info"]["attempts_run"] == 2
+    run = tracker.client.get_run(done.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["resumed_from_epoch"] == str(stopped_at)
+    steps = sorted(m.step for m in tracker.metric_history(run.info.run_id, "loss"))
+    assert steps == list(range(1, 41)), "one continuous curve: every epoch exactly once"
+    metrics = done.user_attrs["metrics"]
+    parts = ("time_data_s", "time_first_epoch_s", "time_steady_epochs_s", "time_test_s")
+    assert metrics["wall_time_s"] == pytest.approx(sum(metrics[p] for p in parts))
+    assert not handle.checkpoint_dir(0).exists(), "the checkpoint is removed once the cell is complete"

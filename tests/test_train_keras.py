@@ -50,3 +50,43 @@ def test_a_trial_needing_more_gpus_than_visible_is_not_retried(prepared_small):
     with pytest.raises(TrainingError) as info:
         trainer.train(params, TrialCallbacks(), TrialContext(0))
     assert info.value.kind == "gpus" and not info.value.retryable
+
+
+class StopAfter(Recorder):
+    """Asks for a stop at the given number of batch-boundary polls."""
+
+    def __init__(self, polls):
+        super().__init__()
+        self.polls = polls
+
+    def should_stop(self):
+        self.polls -= 1
+        return self.polls < 0
+
+
+def test_an_interrupted_trial_checkpoints_and_resumes_at_that_epoch(prepared_small, tmp_path):
+    pytest.importorskip("tensorflow")
+    from tornadostudy.train.checkpoint import TrialInterrupted, load_state
+    from tornadostudy.train.keras_trainer import KerasTrainer
+
+    trainer = KerasTrainer(TrainerSpec(kind="keras", jit_compile=False), prepared_small)
+    params = TrialParams(epochs=3, batch_size=32, learning_rate=1e-3, data_multiplier=1, num_gpus=0,
+                         augmentation="pre")  # fmt: skip
+    n_batches = math.ceil(trainer.data.manifest["counts"]["train"] / 32)
+    context = TrialContext(0, checkpoint_dir=tmp_path / "ckpt")
+    first = StopAfter(n_batches + 3)  # stop a few batches into epoch 2
+    with pytest.raises(TrialInterrupted) as info:
+        trainer.train(params, first, context)
+    assert info.value.epoch == 1 and info.value.checkpointed
+    assert [e for e, _ in first.epochs] == [1], "the partial epoch 2 is not reported"
+    state = load_state(tmp_path / "ckpt")
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    saved_steps = int(__import__("numpy").load(tmp_path / "ckpt" / "optimizer.npz")["arr_0"])
+    assert saved_steps == n_batches + 3 + 1, "optimizer state saved at the batch boundary"
+
+    second = Recorder()
+    result = trainer.train(params, second, context)
+    assert [e for e, _ in second.epochs] == [2, 3], "resumes at the checkpointed epoch"
+    assert len(result.history) == 3 and result.history[0] == state["history"][0]
+    assert result.info["resumed_from_epoch"] == 1 and result.info["attempts_run"] == 2
+    assert result.wall_time_s == pytest.approx(sum(result.times.values()))

@@ -223,10 +223,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from tornadostudy.slurm import SlurmError
     from tornadostudy.study.handle import StudyHandle
+    from tornadostudy.study.recovery import reap_lost_workers
     from tornadostudy.study.status import format_status, study_status
     from tornadostudy.study.submit import job_status
 
     handle = StudyHandle.open(args.study, _storage(args))
+    reap_lost_workers(handle)  # a lost worker's cell is found even when no worker asks for work
     status = study_status(handle)
     try:
         status["slurm_jobs"] = job_status(handle)
@@ -283,6 +285,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tracking_sync(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tornadostudy.spool import Spool, default_spool_root
+    from tornadostudy.tracking import Tracker, resolve_tracking_uri
+
+    root = Path(args.spool) if args.spool else default_spool_root()
+    folders = Spool.folders(root)
+    delivered = waiting = 0
+    for folder in folders:
+        spool = Spool(folder)
+        runs = spool.runs()
+        if not runs:
+            continue
+        tracker = Tracker(resolve_tracking_uri(args.tracking_uri, Spool.stored_uri(folder)), spool=spool)
+        left = tracker.flush()
+        delivered += len(runs) - len(left)
+        waiting += len(left)
+    print(f"tracking sync: {delivered} run(s) delivered, {waiting} still waiting (spool {root})")
+    return 0 if waiting == 0 else 1
+
+
 def _add_study_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     from pathlib import Path
 
@@ -330,6 +354,13 @@ def _add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argume
     submit.add_argument("--log-dir", default="slurm-logs", help="folder for the tasks' output (default ./slurm-logs)")
     submit.add_argument("--dry-run", action="store_true", help="print the scripts instead of submitting")
     submit.set_defaults(handler=_cmd_submit)
+
+    tracking = sub.add_parser("tracking", parents=[common], help="MLflow helpers")
+    tracking_sub = tracking.add_subparsers(dest="tracking_command", required=True, metavar="{sync}")
+    sync = tracking_sub.add_parser("sync", parents=[common], help="deliver writes spooled during a tracking outage")
+    sync.add_argument("--spool", help="spool folder (default $TORNADOSTUDY_SPOOL_DIR, else ./.tornadostudy/spool)")
+    sync.add_argument("--tracking-uri", help=tracking_help)
+    sync.set_defaults(handler=_cmd_tracking_sync)
 
     status = sub.add_parser("status", parents=[common], help="cells complete/running/failed/waiting, ETA")
     status.add_argument("study", help="study name")

@@ -35,6 +35,7 @@ def run_local(opts: LocalRunOptions, out=sys.stdout) -> dict:
     from tornadostudy.spec import load_spec
     from tornadostudy.study.create import create_study
     from tornadostudy.study.handle import StudyHandle
+    from tornadostudy.study.recovery import reap_lost_workers
     from tornadostudy.study.status import format_status, progress_bar, study_status
     from tornadostudy.study.trials import completed_trials
     from tornadostudy.urls import mask_url
@@ -62,6 +63,7 @@ def run_local(opts: LocalRunOptions, out=sys.stdout) -> dict:
     try:
         while any(p.poll() is None for p in procs):
             time.sleep(opts.poll_s)
+            reap_lost_workers(handle)
             if not opts.quiet:
                 status = study_status(handle)
                 eta = "-" if status["eta_s"] is None else f"{status['eta_s']:.0f}s"

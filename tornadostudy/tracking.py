@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from tornadostudy.errors import TrackingError, UserInputError
+from tornadostudy.spool import Spool
 from tornadostudy.urls import mask_url, normalize_db_url
 
 __all__ = ["DEFAULT_TRACKING_URI", "Tracker", "resolve_tracking_uri"]
@@ -40,8 +41,13 @@ def _now_ms() -> int:
 class Tracker:
     """A thin wrapper over ``MlflowClient`` that speaks in studies and trials."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, spool: Spool | None = None) -> None:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        if uri.startswith("http"):
+            # Fail fast and let the spool keep the writes, instead of blocking training for minutes in
+            # the client's own retry loop while the server is away.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
         if uri.startswith("postgresql"):
             # Many workers logging straight to the database must not each keep a pool of idle connections.
             os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
@@ -52,6 +58,7 @@ class Tracker:
         except Exception as exc:
             raise TrackingError(f"cannot open MLflow tracking at {mask_url(uri)}: {exc}") from exc
         self.uri = uri
+        self.spool = spool
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:
@@ -116,22 +123,69 @@ class Tracker:
         )
         return run_id
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    # Writes to an existing run go through _deliver: with a spool they survive a tracking outage.
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> bool:
         """All metrics of one step (an epoch, or the final numbers at step 0) in one call."""
-        from mlflow.entities import Metric
+        return self._deliver(run_id, {"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()},
+                                      "step": step, "ts": _now_ms()})  # fmt: skip
 
+    def log_history(self, run_id: str, history: list[dict[str, float]], first_step: int = 1) -> bool:
+        """Many epochs at once (a resumed trial's earlier epochs), in batches MLflow accepts."""
         ts = _now_ms()
-        batch = [Metric(k, float(v), ts, step) for k, v in sorted(metrics.items())]
-        self._call("log metrics", self.client.log_batch, run_id, metrics=batch)
+        entries = [(first_step + i, k, float(v)) for i, m in enumerate(history) for k, v in sorted(m.items())]
+        delivered = True
+        for start in range(0, len(entries), 900):
+            delivered &= self._deliver(run_id, {"op": "history", "entries": entries[start : start + 900], "ts": ts})
+        return delivered
 
-    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
-        from mlflow.entities import RunTag
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> bool:
+        return self._deliver(run_id, {"op": "tags", "tags": {k: str(v) for k, v in tags.items()}})
 
-        self._call("set tags", self.client.log_batch, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-
-    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+    def end_run(self, run_id: str, status: str = "FINISHED") -> bool:
         """Close a run as FINISHED, FAILED or KILLED."""
-        self._call("end the run", self.client.set_terminated, run_id, status=status, end_time=_now_ms())
+        return self._deliver(run_id, {"op": "end", "status": status, "ts": _now_ms()})
+
+    def _apply(self, run_id: str, op: dict[str, Any]) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        if op["op"] == "metrics":
+            batch = [Metric(k, v, op["ts"], op["step"]) for k, v in sorted(op["metrics"].items())]
+            self._call("log metrics", self.client.log_batch, run_id, metrics=batch)
+        elif op["op"] == "history":
+            batch = [Metric(k, v, op["ts"], step) for step, k, v in op["entries"]]
+            self._call("log metric history", self.client.log_batch, run_id, metrics=batch)
+        elif op["op"] == "tags":
+            self._call("set tags", self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in op["tags"].items()])
+        elif op["op"] == "end":
+            self._call("end the run", self.client.set_terminated, run_id, status=op["status"], end_time=op["ts"])
+        else:
+            raise TrackingError(f"unknown spooled write {op['op']!r}")
+
+    def _deliver(self, run_id: str, op: dict[str, Any]) -> bool:
+        """True if delivered now; False if spooled (only with a spool; without one, errors raise)."""
+        if self.spool is None:
+            self._apply(run_id, op)
+            return True
+        if self.spool.pending(run_id) and not self.spool.replay(run_id, lambda o: self._apply(run_id, o)):
+            self.spool.append(run_id, op)  # earlier writes are still waiting: keep the order
+            return False
+        try:
+            self._apply(run_id, op)
+            return True
+        except TrackingError as exc:
+            log.warning("MLflow unreachable (%s): spooling to %s", str(exc)[:200], self.spool.folder)
+            self.spool.append(run_id, op)
+            return False
+
+    def flush(self) -> list[str]:
+        """Replay every spooled run; returns the run ids still waiting."""
+        if self.spool is None:
+            return []
+        return [
+            run_id
+            for run_id in self.spool.runs()
+            if not self.spool.replay(run_id, lambda o, r=run_id: self._apply(r, o))
+        ]
 
     # --- reading ---------------------------------------------------------------------------------
     def trial_runs(self, experiment_id: str) -> list[Any]:

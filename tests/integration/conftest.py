@@ -43,6 +43,8 @@ def postgres_factory():
         return f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
 
     yield make
+    admin.close()
+    admin = _admin_connection()  # a fresh one: a test may have restarted the server
     with admin.cursor() as cur:
         for name in made:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -60,9 +62,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class MlflowServer:
+    """A real `mlflow server`, driven by tracking/mlflow-server.sh."""
+
+    def __init__(self, env: dict) -> None:
+        self.env = env
+        self.script = str(ROOT / "tracking" / "mlflow-server.sh")
+        self.url = f"http://127.0.0.1:{env['MLFLOW_PORT']}"
+
+    def start(self) -> None:
+        started = subprocess.run([self.script, "start"], env=self.env, capture_output=True, text=True, timeout=300)
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.strip().splitlines()[-1] == self.url
+
+    def stop(self) -> None:
+        subprocess.run([self.script, "stop"], env=self.env, capture_output=True, text=True, timeout=60)
+
+
 @pytest.fixture
-def mlflow_server(postgres_factory, tmp_path):
-    """A real `mlflow server` on PostgreSQL, started and stopped with tracking/mlflow-server.sh."""
+def mlflow_control(postgres_factory, tmp_path):
+    """A real `mlflow server` on PostgreSQL that the test may stop and start again."""
     env = {
         **os.environ,
         "MLFLOW_BACKEND_STORE_URI": postgres_factory(),
@@ -73,13 +92,15 @@ def mlflow_server(postgres_factory, tmp_path):
         "MLFLOW_STATE_DIR": str(tmp_path / "mlflow-state"),
         "MLFLOW_PYTHON": sys.executable,
     }
-    script = str(ROOT / "tracking" / "mlflow-server.sh")
-    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, timeout=300)
-    assert started.returncode == 0, started.stderr
-    url = started.stdout.strip().splitlines()[-1]
-    assert url == f"http://127.0.0.1:{env['MLFLOW_PORT']}"
-    yield url
-    subprocess.run([script, "stop"], env=env, capture_output=True, text=True, timeout=60)
+    server = MlflowServer(env)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mlflow_server(mlflow_control):
+    return mlflow_control.url
 
 
 @pytest.fixture(scope="session")

@@ -166,6 +166,31 @@ class CellTable:
         }
         return self._update(study, cell, worker, values, "give back a cell")
 
+    def reap_stale(self, study: str, stale_after_s: float, max_attempts: int) -> list[dict[str, Any]]:
+        """Cells whose worker stopped sending heartbeats: back to ``waiting`` (or ``failed`` when their
+        attempts are spent). Returns the reaped rows (cell, trial_number, run_id, state) for clean-up."""
+        t = self.table
+        cutoff = time.time() - stale_after_s
+        stale = (t.c.study == study) & (t.c.state == "running") & (t.c.heartbeat_at < cutoff)
+
+        def attempt():
+            with self.engine.begin() as conn:
+                rows = conn.execute(self.sa.select(t.c.cell, t.c.trial_number, t.c.run_id, t.c.attempts, t.c.worker)
+                                    .where(stale)).all()  # fmt: skip
+                reaped = []
+                for row in rows:
+                    state = "waiting" if row.attempts < max_attempts else "failed"
+                    # Re-check staleness in the update: the worker may have come back meanwhile.
+                    done = conn.execute(
+                        t.update().where(stale & (t.c.cell == row.cell))
+                        .values(state=state, worker=None, last_error=f"worker {row.worker} lost: no heartbeat")
+                    ).rowcount  # fmt: skip
+                    if done:
+                        reaped.append({**row._mapping, "state": state})
+                return reaped
+
+        return retrying(attempt, what="reap lost workers' cells")
+
     # --- reading -----------------------------------------------------------------------------------
     def claimable(self, study: str, num_gpus: int) -> bool:
         t = self.table

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tornadostudy.errors import UserInputError
 from tornadostudy.spec import Range, StudySpec
 from tornadostudy.study.cells import CellTable
 from tornadostudy.study.handle import (
+    ATTR_CHECKPOINTS,
     ATTR_DATA,
     ATTR_EXPERIMENT,
     ATTR_FINGERPRINT,
@@ -65,6 +68,16 @@ def _grid_cells(spec: StudySpec) -> list[tuple[int, dict, int | None, float]]:
         gpus = params["num_gpus"] if "num_gpus" in spec.search else None
         cells.append((grid_id, params, gpus, cell_cost(params)))
     return cells
+
+
+def checkpoint_root(spec: StudySpec, base: Path | None = None) -> Path:
+    """Where the study's trials checkpoint: ``$TORNADOSTUDY_CHECKPOINT_DIR`` (put it on a shared file
+    system on a cluster) or ``./.tornadostudy/checkpoints``, one folder per study."""
+    root = Path(
+        os.environ.get("TORNADOSTUDY_CHECKPOINT_DIR") or Path(base or os.getcwd()) / ".tornadostudy" / "checkpoints"
+    )
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec.name).strip("-")[:60] or "study"
+    return (root / f"{slug}-{spec.fingerprint}").resolve()
 
 
 def create_study(
@@ -121,6 +134,7 @@ def create_study(
         study.set_user_attr(ATTR_DATA, data_folder)
         study.set_user_attr(ATTR_EXPERIMENT, experiment_id)
         study.set_user_attr(ATTR_PARENT_RUN, parent_run_id)
+        study.set_user_attr(ATTR_CHECKPOINTS, str(checkpoint_root(spec, base)))
         study.set_user_attr("tornadostudy.objectives", [f"{o.direction} {o.metric}" for o in spec.objectives])
         if not url_has_password(tracking_uri):  # never store a secret; such workers need MLFLOW_TRACKING_URI
             study.set_user_attr(ATTR_TRACKING, tracking_uri)

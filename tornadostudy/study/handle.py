@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tornadostudy.errors import UserInputError
@@ -19,6 +20,7 @@ ATTR_DATA = "tornadostudy.data"
 ATTR_EXPERIMENT = "tornadostudy.mlflow_experiment_id"
 ATTR_PARENT_RUN = "tornadostudy.mlflow_parent_run_id"
 ATTR_TRACKING = "tornadostudy.tracking_uri"
+ATTR_CHECKPOINTS = "tornadostudy.checkpoints"
 
 
 def make_sampler(spec: StudySpec, slot: int = 0):
@@ -93,3 +95,7 @@ class StudyHandle:
     @property
     def stored_tracking_uri(self) -> str | None:
         return self.attrs.get(ATTR_TRACKING)
+
+    def checkpoint_dir(self, cell: int) -> Path | None:
+        root = self.attrs.get(ATTR_CHECKPOINTS)
+        return Path(root) / f"cell-{cell}" if root else None

@@ -80,19 +80,33 @@ def optuna_storage(url: str):
         raise StorageError(f"cannot open the Optuna storage at {mask_url(url)}: {str(exc).splitlines()[0]}") from None
 
 
-def retrying(fn, *, what: str, attempts: int = 8, first_delay: float = 0.5):
-    """Run ``fn`` retrying transient database errors with exponential backoff (bounded, logged)."""
+def db_retry_s() -> float:
+    """How long to keep retrying a database operation (default 10 minutes: a server restart or failover)."""
+    return float(os.environ.get("TORNADOSTUDY_DB_RETRY_S", "600"))
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    import optuna
     import sqlalchemy as sa
 
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
+    return (sa.exc.OperationalError, sa.exc.InterfaceError, optuna.exceptions.StorageInternalError)
+
+
+def retrying(fn, *, what: str, budget_s: float | None = None, first_delay: float = 0.5):
+    """Run ``fn``, retrying transient database errors with exponential backoff (capped at 30 s) for up to
+    ``budget_s`` seconds (default :func:`db_retry_s`), logging each retry; then a one-line StorageError."""
+    transient = _transient_errors()
+    deadline = time.monotonic() + (db_retry_s() if budget_s is None else budget_s)
+    delay, attempt = first_delay, 0
+    while True:
+        attempt += 1
         try:
             return fn()
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            if attempt == attempts:
-                raise StorageError(f"database unavailable while trying to {what}: {str(exc).splitlines()[0]}") from None
-            log.warning("database error while trying to %s (attempt %d/%d): %s; retrying in %.1fs",
-                        what, attempt, attempts, str(exc).splitlines()[0], delay)  # fmt: skip
+        except transient as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if time.monotonic() + delay > deadline:
+                raise StorageError(f"database unavailable while trying to {what}: {reason}") from None
+            log.warning("database error while trying to %s (attempt %d): %s; retrying in %.1fs",
+                        what, attempt, reason, delay)  # fmt: skip
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
-    raise AssertionError("unreachable")

@@ -7,12 +7,14 @@ claim is left (grid) or the trial budget is spent (TPE/random), or after ``max_t
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import random
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -20,9 +22,13 @@ from typing import Any
 
 from tornadostudy.errors import TrackingError, TrainingError
 from tornadostudy.spec import Range, StudySpec
+from tornadostudy.spool import Spool
 from tornadostudy.study.handle import StudyHandle, make_sampler
+from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_lost_workers
 from tornadostudy.study.storage import retrying
 from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams, make_trainer
+from tornadostudy.train.checkpoint import TrialInterrupted, load_state
+from tornadostudy.train.checkpoint import clear as clear_checkpoint
 
 __all__ = ["WorkerOptions", "WorkerStopped", "WorkerSummary", "run_worker"]
 
@@ -77,15 +83,22 @@ def _suggest(trial, spec: StudySpec) -> dict[str, Any]:
     return params
 
 
+# Set by SIGTERM/SIGUSR1 while a trial trains: the trainer checkpoints at its next batch boundary.
+_STOP_REQUESTED = threading.Event()
+_IN_TRIAL = threading.Event()
+
+
 class _TrialProgress(TrialCallbacks):
-    """Per epoch: one MLflow call with all of the epoch's metrics, and a heartbeat for the cell."""
+    """Per epoch: one MLflow call with all of the epoch's metrics (the heartbeat runs in its own thread)."""
 
     def __init__(self, worker: Worker, cell: int, run_id: str) -> None:
         self.worker, self.cell, self.run_id = worker, cell, run_id
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         self.worker.tracker.log_metrics(self.run_id, metrics, step=epoch)
-        self.worker.handle.cells.heartbeat(self.worker.handle.name, self.cell, self.worker.id)
+
+    def should_stop(self) -> bool:
+        return _STOP_REQUESTED.is_set()
 
 
 class Worker:
@@ -96,7 +109,8 @@ class Worker:
         self.id = _worker_id()
         self.handle = StudyHandle.open(opts.study, opts.storage_url)
         self.spec = self.handle.spec
-        self.tracker = Tracker(resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri))
+        uri = resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri)
+        self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri))
         self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
         self.tags = {
             "study": self.spec.name,
@@ -135,8 +149,8 @@ class Worker:
         study.sampler = make_sampler(self.spec, slot=claim.cell * 1000 + claim.attempt)
         trial = retrying(study.ask, what="ask for a trial")
         for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        return trial.number, _suggest(trial, self.spec)
+            retrying(lambda k=key, v=value: trial.set_user_attr(k, v), what="label the trial")
+        return trial.number, retrying(lambda: _suggest(trial, self.spec), what="sample the trial's parameters")
 
     def run_one(self, claim, summary: WorkerSummary) -> None:
         import optuna
@@ -147,20 +161,29 @@ class Worker:
         run_tags = {**self.tags, "trial_number": number, "cell": claim.cell, "attempt": claim.attempt}
         if claim.previous_run_id:
             run_tags["retry_of_run"] = claim.previous_run_id
-        run_id = self.tracker.start_trial_run(
-            self.handle.experiment_id,
-            self.handle.parent_run_id,
-            f"{trial_params.label()} #{number}",
-            {**params, "per_replica_batch_size": trial_params.batch_size // max(trial_params.num_gpus, 1)},
-            run_tags,
+        run_id = _tracking_retry(
+            lambda: self.tracker.start_trial_run(
+                self.handle.experiment_id,
+                self.handle.parent_run_id,
+                f"{trial_params.label()} #{number}",
+                {**params, "per_replica_batch_size": trial_params.batch_size // max(trial_params.num_gpus, 1)},
+                run_tags,
+            )
         )
         storage = self.handle.storage
-        trial_id = self.handle.trial_id(number)
-        storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id)
+        trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
+        retrying(lambda: storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id), what="record the run id")
         self.handle.cells.set_trial(name, claim.cell, self.id, number, run_id)
         log.info("trial %d (cell %d, attempt %d): %s", number, claim.cell, claim.attempt, trial_params.label())
 
-        context = TrialContext(trial_number=number, attempt=claim.attempt, seed=self.spec.seed)
+        checkpoint = self.handle.checkpoint_dir(claim.cell)
+        resumed = load_state(checkpoint)
+        if resumed:
+            # The curve continues in this run: the epochs done before the interruption come first.
+            self.tracker.log_history(run_id, resumed["history"])
+            self.tracker.set_tags(run_id, {"resumed_from_epoch": resumed["epoch"]})
+            log.info("trial %d resumes cell %d at epoch %d", number, claim.cell, resumed["epoch"] + 1)
+        context = TrialContext(number, claim.attempt, self.spec.seed, checkpoint)
         try:
             result = self._train(trial_params, claim, run_id, context, number)
             metrics = result.metrics()
@@ -173,34 +196,71 @@ class Worker:
                     retryable=False,
                 )
         except TrainingError as exc:
+            clear_checkpoint(checkpoint)  # a failed attempt's state is not worth resuming
             self._fail(number, claim, run_id, exc, summary)
             return
-        for key, value in (("metrics", metrics), ("info", result.info)):
-            storage.set_trial_user_attr(trial_id, key, value)
+        try:
+            for key, value in (("metrics", metrics), ("info", result.info)):
+                retrying(lambda k=key, v=value: storage.set_trial_user_attr(trial_id, k, v), what="store the results")
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._discard(number, run_id, summary)  # a reaper closed the trial meanwhile
+            return
         self.tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)}, step=0)
         self.tracker.set_tags(run_id, {f"info.{k}": v for k, v in result.info.items()})
+        # The cell is the commit point of exactly-once: only the worker still holding it may complete it.
+        # (Dying right after this leaves the trial RUNNING with its metrics stored: the reaper reports it.)
+        if not self.handle.cells.complete(name, claim.cell, self.id):
+            self._discard(number, run_id, summary)
+            return
         self._finish(number, optuna.trial.TrialState.COMPLETE, values)
-        self.handle.cells.complete(name, claim.cell, self.id)
         self.tracker.end_run(run_id, "FINISHED")
+        clear_checkpoint(checkpoint)
         summary.completed.append(number)
         log.info("trial %d complete: %s", number, {o.metric: metrics[o.metric] for o in self.spec.objectives})
+
+    def _discard(self, number: int, run_id: str, summary: WorkerSummary) -> None:
+        """This worker was presumed lost and its cell handed on: its result must not count."""
+        import optuna
+
+        reason = "cell was reassigned: this worker was presumed lost (no heartbeat)"
+        log.warning("trial %d: %s; discarding its result", number, reason)
+        try:
+            self.handle.storage.set_trial_user_attr(self.handle.trial_id(number), "fail_reason", reason)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # the reaper already recorded why
+        self._finish(number, optuna.trial.TrialState.FAIL)
+        self.tracker.set_tags(run_id, {"fail_reason": reason})
+        self.tracker.end_run(run_id, "KILLED")
+        summary.failed.append(number)
 
     def _train(self, trial_params, claim, run_id: str, context: TrialContext, number: int):
         """Train; if the worker is stopped (SIGTERM, Ctrl-C) or crashes meanwhile, close the trial, its run
         and its cell before the exception goes on, so nothing is left looking alive."""
+        beat = functools.partial(self.handle.cells.heartbeat, self.spec.name, claim.cell, self.id)
+        _IN_TRIAL.set()
         try:
-            return self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run_id), context)
+            with Heartbeat(beat, heartbeat_s()):
+                return self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run_id), context)
         except TrainingError:
             raise
+        except TrialInterrupted as exc:
+            self._abandon(number, claim, run_id, WorkerStopped(f"stopped by signal {exc}"))
+            raise WorkerStopped(str(exc)) from None
         except BaseException as exc:
             self._abandon(number, claim, run_id, exc)
             raise
+        finally:
+            _IN_TRIAL.clear()
 
     def _abandon(self, number: int, claim, run_id: str, exc: BaseException) -> None:
         import optuna
 
         stopped = isinstance(exc, (KeyboardInterrupt, WorkerStopped))
-        reason = "worker stopped" if stopped else f"worker error: {type(exc).__name__}: {exc}"
+        reason = (
+            (str(exc) if isinstance(exc, WorkerStopped) and str(exc) else "worker stopped")
+            if stopped
+            else (f"worker error: {type(exc).__name__}: {exc}")
+        )
         log.warning("trial %d abandoned (%s); giving cell %d back", number, reason, claim.cell)
         steps = (
             lambda: self.handle.storage.set_trial_user_attr(self.handle.trial_id(number), "fail_reason", reason),
@@ -225,9 +285,10 @@ class Worker:
 
         reason = str(exc)
         log.warning("trial %d failed (%s): %s", number, exc.kind, reason)
-        trial_id = self.handle.trial_id(number)
-        self.handle.storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-        self.handle.storage.set_trial_user_attr(trial_id, "fail_kind", exc.kind)
+        trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
+        for key, value in (("fail_reason", reason), ("fail_kind", exc.kind)):
+            retrying(lambda k=key, v=value: self.handle.storage.set_trial_user_attr(trial_id, k, v),
+                     what="record the failure")  # fmt: skip
         self._finish(number, optuna.trial.TrialState.FAIL)
         state = self.handle.cells.fail(self.spec.name, claim.cell, self.id, f"{exc.kind}: {reason}",
                                        exc.retryable, self.spec.max_attempts)  # fmt: skip
@@ -239,10 +300,19 @@ class Worker:
         summary.failed.append(number)
 
     def _finish(self, number: int, state, values: list[float] | None = None) -> None:
+        import optuna
+
+        try:
+            self._report(number, state, values)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # A reaper got there first (this worker was presumed lost): the trial is already closed.
+            log.warning("trial %d was already closed by another process", number)
+
+    def _report(self, number: int, state, values: list[float] | None) -> None:
         if self.spec.sampler == "grid":
             # Straight to the storage: GridSampler.after_trial would scan the whole study on every
             # report and call study.stop(), which only works inside study.optimize().
-            trial_id = self.handle.trial_id(number)
+            trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
             retrying(
                 lambda: self.handle.storage.set_trial_state_values(trial_id, state, values), what="report the trial"
             )
@@ -253,12 +323,39 @@ class Worker:
     def run(self) -> WorkerSummary:
         summary = WorkerSummary(self.id)
         while self.opts.max_trials is None or len(summary.completed) + len(summary.failed) < self.opts.max_trials:
+            if _STOP_REQUESTED.is_set():
+                raise WorkerStopped("signal received between trials")
+            self.tracker.flush()  # writes spooled during a tracking outage, in order
+            retrying(lambda: reap_lost_workers(self.handle, self.tracker), what="look for lost workers")
             claim = self.handle.cells.claim(self.spec.name, self.opts.gpus, self.id)
             if claim is None:
                 break
             self.run_one(claim, summary)
+        self._drain_spool()
         log.info("worker %s done: %d complete, %d failed", self.id, len(summary.completed), len(summary.failed))
         return summary
+
+    def _drain_spool(self, wait_s: float = 120.0) -> None:
+        deadline = time.monotonic() + wait_s
+        while (left := self.tracker.flush()) and time.monotonic() < deadline:
+            time.sleep(5)
+        if left:
+            log.warning("%d run(s) still spooled in %s: run 'tornadostudy tracking sync' once MLflow is back",
+                        len(left), self.tracker.spool.folder)  # fmt: skip
+
+
+def _tracking_retry(fn, budget_s: float = 600.0):
+    """Creating a run needs MLflow: wait for it (bounded, logged) rather than train untracked."""
+    deadline, delay = time.monotonic() + budget_s, 2.0
+    while True:
+        try:
+            return fn()
+        except TrackingError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("MLflow unavailable (%s); retrying in %.0fs", str(exc)[:200], delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 class WorkerStopped(BaseException):
@@ -266,7 +363,13 @@ class WorkerStopped(BaseException):
 
 
 def _raise_stopped(signum, _frame):
-    raise WorkerStopped(f"signal {signal.Signals(signum).name}")
+    name = signal.Signals(signum).name
+    if _IN_TRIAL.is_set():
+        # Let the trainer checkpoint at its next batch boundary and unwind from there.
+        log.warning("%s: checkpointing the current trial and giving it back", name)
+        _STOP_REQUESTED.set()
+        return
+    raise WorkerStopped(f"signal {name}")
 
 
 def run_worker(opts: WorkerOptions) -> WorkerSummary:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
 from tornadostudy.data.augment import AugmentConfig
 from tornadostudy.data.prepared import PreparedData
 from tornadostudy.errors import TrainingError
+from tornadostudy.train.checkpoint import TrialInterrupted, load_state, save_state
 from tornadostudy.train.params import TrialCallbacks, TrialContext, TrialParams, TrialResult
 from tornadostudy.train.scores import binary_scores
 
@@ -70,7 +72,7 @@ class KerasTrainer:
     def train(self, params: TrialParams, callbacks: TrialCallbacks, context: TrialContext) -> TrialResult:
         try:
             return self._train(params, callbacks, context)
-        except TrainingError:
+        except (TrainingError, TrialInterrupted):
             raise
         except self.tf.errors.ResourceExhaustedError as exc:
             raise TrainingError(f"out of memory: {str(exc).splitlines()[0]}", kind="oom", retryable=False) from exc
@@ -102,6 +104,7 @@ class KerasTrainer:
         dataset = dataset.batch(params.batch_size).prefetch(tf.data.AUTOTUNE)
         data_s = time.perf_counter() - start
 
+        state = load_state(context.checkpoint_dir) or {"epoch": 0, "history": [], "attempt_times": []}
         strategy = self._strategy(params.num_gpus)
         with strategy.scope():
             augmentation = None
@@ -109,15 +112,25 @@ class KerasTrainer:
                 aug = AugmentConfig(**self.data.manifest["augmentation"])
                 augmentation = storm_augmentation_layer(aug, self.data.mean, self.data.scale, seed=seed % 2**31)
             model = build_cnn(params.learning_rate, jit_compile=self.spec.jit_compile, augmentation=augmentation)
+            if state["epoch"]:
+                _restore(model, context.checkpoint_dir)
 
         history: list[dict[str, float]] = []
         epoch_ends: list[float] = []
+        interrupted: list[bool] = []
 
         class _Relay(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if callbacks.should_stop():  # a batch boundary: stop here and checkpoint
+                    self.model.stop_training = True
+                    interrupted.append(True)
+
             def on_epoch_begin(self, epoch, logs=None):
                 self._t = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
+                if interrupted:  # a partial epoch is neither logged nor counted: the resume redoes it
+                    return
                 now = time.perf_counter()
                 epoch_ends.append(now)
                 metrics = {k: float(v) for k, v in (logs or {}).items()}
@@ -130,6 +143,7 @@ class KerasTrainer:
         fit_start = time.perf_counter()
         model.fit(
             dataset,
+            initial_epoch=state["epoch"],
             epochs=params.epochs,
             steps_per_epoch=steps_per_epoch,
             validation_data=(x_test, y_test) if self.spec.evaluate_every_epoch else None,
@@ -140,6 +154,27 @@ class KerasTrainer:
         )
         if history and not math.isfinite(history[-1].get("loss", 0.0)):
             raise TrainingError(f"loss became NaN/inf in epoch {len(history)}", kind="nan_loss", retryable=False)
+        if interrupted:
+            first_end = epoch_ends[0] if epoch_ends else time.perf_counter()
+            spent = {
+                "data_s": data_s,
+                "first_epoch_s": first_end - fit_start + (fit_start - start - data_s),
+                "steady_epochs_s": time.perf_counter() - first_end if epoch_ends else 0.0,
+                "test_s": 0.0,
+            }
+            done = state["epoch"] + len(history)
+            if context.checkpoint_dir is None:
+                raise TrialInterrupted(done, checkpointed=False)
+            save_state(
+                context.checkpoint_dir,
+                {
+                    "epoch": done,
+                    "history": state["history"] + history,
+                    "attempt_times": state["attempt_times"] + [spent],
+                },
+                write_extra=lambda folder: _save(model, folder),
+            )
+            raise TrialInterrupted(done, checkpointed=True)
 
         test_start = time.perf_counter()
         prob = model.predict(x_test, batch_size=4096, verbose=0).ravel()
@@ -152,11 +187,13 @@ class KerasTrainer:
             "steady_epochs_s": test_start - first_end,
             "test_s": end - test_start,
         }
+        attempts = state["attempt_times"] + [times]
+        total = {k: sum(a[k] for a in attempts) for k in times}  # wall time is accounted across attempts
         replicas = strategy.num_replicas_in_sync
         return TrialResult(
-            wall_time_s=end - start,
-            times=times,
-            history=history,
+            wall_time_s=sum(total.values()),
+            times=total,
+            history=state["history"] + history,
             test=test,
             info={
                 "trainer": "keras",
@@ -164,5 +201,22 @@ class KerasTrainer:
                 "per_replica_batch": params.batch_size // replicas,
                 "devices": [d.name for d in self.gpus[: params.num_gpus]] or ["cpu"],
                 "train_samples_per_epoch": int(steps_per_epoch * params.batch_size if live else len(x)),
+                "attempts_run": len(attempts),
+                "resumed_from_epoch": state["epoch"],
             },
         )
+
+
+def _save(model, folder: Path) -> None:
+    """Model weights and optimizer state (moments, step count), enough to continue training exactly."""
+    model.save_weights(folder / "model.weights.h5")
+    np.savez(folder / "optimizer.npz", *[np.asarray(v.numpy()) for v in model.optimizer.variables])
+
+
+def _restore(model, folder: Path) -> None:
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)  # before loading, so its slots exist to be filled
+    model.load_weights(folder / "model.weights.h5")
+    saved = np.load(folder / "optimizer.npz")
+    for i, variable in enumerate(optimizer.variables):
+        variable.assign(saved[f"arr_{i}"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = ["TrialCallbacks", "TrialContext", "TrialParams", "TrialResult"]
@@ -33,11 +34,12 @@ class TrialParams:
 
 @dataclass(frozen=True)
 class TrialContext:
-    """Who runs the trial: used for seeding and for failure injection in the simulator."""
+    """Who runs the trial (seeding, failure injection) and where it may checkpoint and resume."""
 
     trial_number: int
     attempt: int = 1
     seed: int = 0
+    checkpoint_dir: Path | None = None
 
 
 class TrialCallbacks:
@@ -45,6 +47,10 @@ class TrialCallbacks:
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         """``epoch`` counts from 1; ``metrics`` holds that epoch's loss, accuracy, epoch_time_s, …"""
+
+    def should_stop(self) -> bool:
+        """Polled at batch boundaries: True asks the trainer to checkpoint and raise TrialInterrupted."""
+        return False
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 
 from tornadostudy.data.prepared import PreparedData
 from tornadostudy.errors import TrainingError
+from tornadostudy.train.checkpoint import TrialInterrupted, load_state, save_state
 from tornadostudy.train.params import TrialCallbacks, TrialContext, TrialParams, TrialResult
 
 __all__ = ["SimulatedTrainer", "modelled_seconds"]
@@ -43,34 +44,58 @@ def _rng(*parts: object) -> np.random.Generator:
 
 
 class SimulatedTrainer:
+    # Sleeps are cut into slices this long: the "batch boundaries" where a stop request is honoured.
+    SLICE_S = 0.05
+
     def __init__(self, trainer_spec, data_folder) -> None:
         self.spec = trainer_spec
         self.n_train = int(PreparedData.open(data_folder).manifest["counts"]["train"])
 
+    def _sleep(self, seconds: float, callbacks: TrialCallbacks) -> bool:
+        """Sleep ``seconds``; False (early) when a stop is requested."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if callbacks.should_stop():
+                return False
+            time.sleep(min(left, self.SLICE_S))
+        return not callbacks.should_stop()
+
     def train(self, params: TrialParams, callbacks: TrialCallbacks, context: TrialContext) -> TrialResult:
-        rng = _rng(context.seed, params, context.attempt)
-        times = modelled_seconds(params, self.n_train)
+        model = modelled_seconds(params, self.n_train)
+        state = load_state(context.checkpoint_dir) or {"epoch": 0, "history": [], "attempt_times": []}
+        done, history = state["epoch"], list(state["history"])
         # How fast this configuration learns: more updates and a larger step learn faster.
         updates = params.data_multiplier * self.n_train / params.batch_size
         rate = 0.02 * math.sqrt(updates) * min(params.learning_rate / 1e-3, 3.0)
-        fail_epoch = int(rng.integers(1, params.epochs + 1)) if rng.random() < self.spec.fail_probability else None
-        epoch_seconds = times["steady_epochs_s"] / max(params.epochs - 1, 1)
-        history = []
-        for epoch in range(1, params.epochs + 1):
-            seconds = times["first_epoch_s"] if epoch == 1 else epoch_seconds
-            if self.spec.time_scale:
-                time.sleep(seconds * self.spec.time_scale)
+        failing = _rng(context.seed, params, "attempt", context.attempt)
+        fail_epoch = (
+            int(failing.integers(done + 1, params.epochs + 1))
+            if failing.random() < self.spec.fail_probability and done < params.epochs
+            else None
+        )
+        epoch_seconds = model["steady_epochs_s"] / max(params.epochs - 1, 1)
+        # This attempt pays for loading data and compiling again, then for the epochs it runs.
+        times = {"data_s": model["data_s"], "first_epoch_s": 0.0, "steady_epochs_s": 0.0, "test_s": 0.0}
+        for epoch in range(done + 1, params.epochs + 1):
+            # The first epoch of every attempt carries the build/compile cost.
+            seconds = model["first_epoch_s"] if epoch == done + 1 else epoch_seconds
+            if not self._sleep(seconds * self.spec.time_scale, callbacks):
+                self._checkpoint(context, epoch - 1, history, state["attempt_times"] + [times])
             if epoch == fail_epoch:
                 raise TrainingError(f"simulated failure in epoch {epoch} (fail_probability)", kind="exception")
+            times["first_epoch_s" if epoch == done + 1 else "steady_epochs_s"] += seconds
+            noise = _rng(context.seed, params, "epoch", epoch)
             progress = 1.0 - math.exp(-rate * epoch)
-            loss = 0.19 - 0.07 * progress + 0.004 * rng.standard_normal()
-            accuracy = 0.952 + 0.02 * progress + 0.002 * rng.standard_normal()
+            loss = 0.19 - 0.07 * progress + 0.004 * noise.standard_normal()
+            accuracy = 0.952 + 0.02 * progress + 0.002 * noise.standard_normal()
             metrics = {"loss": float(loss), "accuracy": float(min(accuracy, 0.999)), "epoch_time_s": float(seconds)}
             if self.spec.evaluate_every_epoch:
-                metrics["val_loss"] = float(loss + 0.01 + 0.004 * rng.standard_normal())
+                metrics["val_loss"] = float(loss + 0.01 + 0.004 * noise.standard_normal())
                 metrics["val_accuracy"] = float(min(accuracy - 0.004, 0.999))
             history.append(metrics)
             callbacks.on_epoch_end(epoch, metrics)
+        times["test_s"] = model["test_s"]
+        rng = _rng(context.seed, params, "test")
         progress = 1.0 - math.exp(-rate * params.epochs)
         pod = 0.2 + 0.5 * progress + 0.03 * rng.standard_normal()
         far = 0.6 - 0.3 * progress + 0.03 * rng.standard_normal()
@@ -83,10 +108,23 @@ class SimulatedTrainer:
             "loss": float(history[-1]["loss"] + 0.01),
         }
         test["csi"] = float(1 / (1 / max(test["pod"], 1e-3) + 1 / max(1 - test["far"], 1e-3) - 1))
+        attempts = state["attempt_times"] + [times]
+        total = {k: sum(a[k] for a in attempts) for k in times}
         return TrialResult(
-            wall_time_s=float(sum(times.values())),
-            times=times,
+            wall_time_s=float(sum(total.values())),
+            times=total,
             history=history,
             test=test,
-            info={"trainer": "simulate", "per_replica_batch": params.batch_size // max(params.num_gpus, 1)},
+            info={
+                "trainer": "simulate",
+                "per_replica_batch": params.batch_size // max(params.num_gpus, 1),
+                "attempts_run": len(attempts),
+                "resumed_from_epoch": done,
+            },
         )
+
+    def _checkpoint(self, context: TrialContext, epoch: int, history: list, attempt_times: list) -> None:
+        if context.checkpoint_dir is None:
+            raise TrialInterrupted(epoch, checkpointed=False)
+        save_state(context.checkpoint_dir, {"epoch": epoch, "history": history, "attempt_times": attempt_times})
+        raise TrialInterrupted(epoch, checkpointed=True)

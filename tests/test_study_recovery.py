@@ -1,0 +1,85 @@
+"""Killed and presumed-lost workers: heartbeats, reaping, exactly-once completion."""
+
+import json
+import signal
+import time
+
+from tests.conftest import run_cli, start_workers, wait_all, write_sim_spec
+from tornadostudy.spec import load_spec
+from tornadostudy.study.create import create_study
+from tornadostudy.study.handle import StudyHandle
+from tornadostudy.study.status import study_status
+from tornadostudy.tracking import Tracker
+
+FAST_BEATS = {"TORNADOSTUDY_HEARTBEAT_S": "0.3", "TORNADOSTUDY_STALE_AFTER_S": "3"}
+
+
+def _setup(folder, env, **kw):
+    spec = load_spec(write_sim_spec(folder, **kw))
+    create_study(spec, env["TORNADOSTUDY_STORAGE"], env["MLFLOW_TRACKING_URI"])
+    return spec, StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"])
+
+
+def _wait_running(handle, timeout=60):
+    deadline = time.time() + timeout
+    while study_status(handle)["running"] == 0:
+        assert time.time() < deadline, "no cell started"
+        time.sleep(0.2)
+
+
+def _runs(env, handle):
+    return Tracker(env["MLFLOW_TRACKING_URI"]).trial_runs(handle.experiment_id)
+
+
+def test_a_sigkilled_worker_is_reaped_by_status_and_its_cell_runs_again(study_env):
+    folder, env = study_env
+    env = {**env, **FAST_BEATS}
+    spec, handle = _setup(folder, env, search="epochs = [30]\nbatch_size = [128]", time_scale=0.5)
+    (victim,) = start_workers(spec.name, 1, env)
+    _wait_running(handle)
+    time.sleep(1.0)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    time.sleep(3.5)  # past the stale limit; no other worker is asking for work
+    status = json.loads(run_cli("status", spec.name, "--json", env=env).stdout)
+    assert (status["running"], status["waiting"]) == (0, 1), status
+    import optuna
+
+    trials = handle.study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
+    assert trials[0].user_attrs["fail_reason"].startswith("worker lost")
+    assert [r.info.status for r in _runs(env, handle)] == ["KILLED"]
+
+    ((code, _, err),) = wait_all(start_workers(spec.name, 1, env))
+    assert code == 0, err[-400:]
+    final = study_status(StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]))
+    assert (final["complete"], final["duplicates"], final["running"]) == (1, 0, 0)
+    runs = _runs(env, handle)
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
+    retry = next(r for r in runs if r.info.status == "FINISHED")
+    assert retry.data.tags["retry_of_run"] == next(r.info.run_id for r in runs if r.info.status == "KILLED")
+
+
+def test_a_worker_presumed_lost_cannot_complete_its_old_cell(study_env):
+    folder, env = study_env
+    # This worker sends no heartbeats during its trial, so a reaper presumes it lost after 1 s.
+    silent = {**env, "TORNADOSTUDY_HEARTBEAT_S": "1000", "TORNADOSTUDY_STALE_AFTER_S": "1"}
+    spec, handle = _setup(folder, env, search="epochs = [150]\nbatch_size = [128]", time_scale=1.0)
+    (zombie,) = start_workers(spec.name, 1, silent, "--max-trials", "1")
+    _wait_running(handle)
+    time.sleep(1.5)
+    reaped = run_cli("status", spec.name, "--json", env=silent)
+    assert json.loads(reaped.stdout)["waiting"] == 1
+    ((code, _, err),) = wait_all([zombie])
+    assert code == 0, err[-400:]
+    import optuna
+
+    trials = handle.study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
+    assert "reassigned" in trials[0].user_attrs["fail_reason"] or "lost" in trials[0].user_attrs["fail_reason"]
+    assert study_status(handle)["complete"] == 0, "a presumed-lost worker's result is discarded"
+    ((code, _, err),) = wait_all(start_workers(spec.name, 1, env))
+    assert code == 0, err[-400:]
+    status = study_status(handle)
+    assert (status["complete"], status["duplicates"]) == (1, 0)
+    assert {r.info.status for r in _runs(env, handle)} <= {"FINISHED", "KILLED"}
