@@ -214,7 +214,11 @@ class CellTable:
             found = dict(conn.execute(query).all())
         return {state: int(found.get(state, 0)) for state in STATES}
 
-    def rows(self, study: str) -> list[dict[str, Any]]:
+    def rows(self, study: str, cells: set[int] | None = None) -> list[dict[str, Any]]:
+        """Every row of the study, or only the given cells."""
         t = self.table
+        query = self.sa.select(t).where(t.c.study == study)
+        if cells is not None:
+            query = query.where(t.c.cell.in_(sorted(cells)))
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(self.sa.select(t).where(t.c.study == study))]
+            return [dict(r._mapping) for r in conn.execute(query)]

@@ -68,29 +68,62 @@ def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None =
     for row in rows:
         reason = f"worker lost: no heartbeat for {stale_s:.0f}s"
         log.warning("cell %s: %s; cell is %s again", row["cell"], reason, row["state"])
+        # The cell may still name an earlier attempt's trial (killed before recording the new one):
+        # only a RUNNING trial is closed here; the orphan sweep below finds the unrecorded one.
         trial = running.get(row["trial_number"])
         if trial is not None:
             handle.storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
             handle.storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        if row["run_id"]:
-            _close_run(handle, tracker, row["run_id"], reason)
-    _finish_reported_cells(handle, running, stale_s)
+            if trial.user_attrs.get("mlflow_run_id"):
+                _close_run(handle, tracker, trial.user_attrs["mlflow_run_id"], reason)
+    if not running:
+        return len(rows)
+    cells_of_running = {t.user_attrs.get("cell") for t in running.values()} - {None}
+    rows_now = {r["cell"]: r for r in handle.cells.rows(handle.name, cells_of_running)}
+    _finish_reported_cells(handle, running, rows_now, stale_s)
+    _fail_orphaned_trials(handle, tracker, running, rows_now, {r["trial_number"] for r in rows})
     return len(rows)
+
+
+def _fail_orphaned_trials(handle: StudyHandle, tracker, running: dict, rows: dict, handled: set) -> None:
+    """RUNNING trials whose worker no longer holds their cell: e.g. killed between creating the trial and
+    recording it on the cell. Ownership, not time, decides, so a live worker's new trial is never touched."""
+    import optuna
+
+    for number, trial in running.items():
+        row = rows.get(trial.user_attrs.get("cell"))
+        if number in handled or row is None:
+            continue
+        held = row["state"] == "running" and row["worker"] == trial.user_attrs.get("worker")
+        reported = row["state"] == "complete" and row["trial_number"] == number  # _finish_reported_cells' case
+        if held or reported:
+            continue
+        reason = "worker lost before its trial was recorded"
+        log.warning("trial %d: %s; closing it", number, reason)
+        try:
+            handle.storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            handle.storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # its worker was alive after all and reported meanwhile
+        if trial.user_attrs.get("mlflow_run_id"):
+            _close_run(handle, tracker, trial.user_attrs["mlflow_run_id"], reason)
 
 
 def _close_run(handle: StudyHandle, tracker, run_id: str, reason: str) -> None:
     try:
         if tracker is None:
+            from tornadostudy.spool import Spool
             from tornadostudy.tracking import Tracker, resolve_tracking_uri
 
-            tracker = Tracker(resolve_tracking_uri(None, handle.stored_tracking_uri))
+            uri = resolve_tracking_uri(None, handle.stored_tracking_uri)
+            tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri))  # spooled if MLflow is away
         tracker.set_tags(run_id, {"fail_reason": reason})
         tracker.end_run(run_id, "KILLED")
     except Exception as exc:
         log.warning("could not close MLflow run %s (%s); 'tornadostudy tracking sync' will", run_id, exc)
 
 
-def _finish_reported_cells(handle: StudyHandle, running: dict, stale_s: float) -> None:
+def _finish_reported_cells(handle: StudyHandle, running: dict, rows: dict, stale_s: float) -> None:
     """A worker that died between marking its cell complete and reporting its trial left the trial
     RUNNING with its metrics stored: report it from those metrics, so the cell has its one COMPLETE trial.
     Only for cells completed longer ago than the stale limit: a live worker reports within moments."""
@@ -99,7 +132,7 @@ def _finish_reported_cells(handle: StudyHandle, running: dict, stale_s: float) -
     if not running:
         return
     cutoff = time.time() - stale_s
-    done = {r["trial_number"]: r for r in handle.cells.rows(handle.name)
+    done = {r["trial_number"]: r for r in rows.values()
             if r["state"] == "complete" and (r["finished_at"] or 0) < cutoff}  # fmt: skip
     for number, trial in running.items():
         if number in done and "metrics" in trial.user_attrs:
