@@ -1,0 +1,237 @@
+"""``tornadostudy create|worker|run|submit|status|report|tracking``: the study commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+from tornadostudy.cli_args import int_list, positive_int
+from tornadostudy.errors import UserInputError
+
+__all__ = ["add_study_commands"]
+
+PROG = "tornadostudy"
+
+
+def _storage(args: argparse.Namespace) -> str:
+    """The study database URL (and, since every study command uses one: quiet library loggers)."""
+    from tornadostudy.study.storage import resolve_storage_url
+
+    if not (args.verbose or getattr(args, "debug", False)):
+        from tornadostudy.study.logs import quiet_libraries
+
+        quiet_libraries()
+
+    return resolve_storage_url(args.storage)
+
+
+def _cmd_create(args: argparse.Namespace) -> int:
+    from tornadostudy.spec import load_spec
+    from tornadostudy.study.create import create_study
+    from tornadostudy.tracking import resolve_tracking_uri
+    from tornadostudy.urls import mask_url
+
+    spec = load_spec(args.spec)
+    storage, tracking = _storage(args), resolve_tracking_uri(args.tracking_uri)
+    result = create_study(spec, storage, tracking, exists_ok=args.exists_ok)
+    verb = "created" if result.created else "exists (identical spec)"
+    print(f"study {result.name} {verb}: {result.n_cells} {'cells' if spec.sampler == 'grid' else 'trials'}")
+    print(f"  storage  {mask_url(storage)}")
+    print(f"  mlflow   {mask_url(tracking)} (experiment {result.experiment_id})")
+    print(f"  data     {result.data_folder}")
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from tornadostudy.study.gpus import detect_gpus
+    from tornadostudy.study.worker import WorkerOptions, run_worker
+
+    gpus, ids = detect_gpus(args.gpus)
+    opts = WorkerOptions(args.study, _storage(args), args.tracking_uri, gpus, tuple(ids), args.max_trials)
+    from tornadostudy.study.worker import WorkerStopped
+
+    try:
+        summary = run_worker(opts)
+    except WorkerStopped as exc:
+        print(f"{PROG}: worker stopped by {exc}; its trial was given back", file=sys.stderr)
+        return 143
+    print(f"worker {summary.worker}: {len(summary.completed)} trials complete, {len(summary.failed)} failed")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tornadostudy.launch import LocalRunOptions, run_local
+    from tornadostudy.tracking import resolve_tracking_uri
+
+    opts = LocalRunOptions(str(args.spec), _storage(args), resolve_tracking_uri(args.tracking_uri), args.workers)
+    status = run_local(opts)
+    if status["complete"] < status["total_cells"]:
+        print(f"{PROG}: {status['total_cells'] - status['complete']} cells not complete "
+              f"({status['failed']} failed); see 'tornadostudy status {status['study']}'", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from tornadostudy.slurm import SlurmError
+    from tornadostudy.study.handle import StudyHandle
+    from tornadostudy.study.recovery import reap_lost_workers
+    from tornadostudy.study.status import format_status, study_status
+    from tornadostudy.study.submit import job_status
+
+    handle = StudyHandle.open(args.study, _storage(args))
+    reap_lost_workers(handle)  # a lost worker's cell is found even when no worker asks for work
+    status = study_status(handle)
+    try:
+        status["slurm_jobs"] = job_status(handle)
+    except SlurmError as exc:  # the study is still readable without the scheduler
+        status["slurm_jobs"], status["slurm_error"] = [], str(exc)
+    print(json.dumps(status) if args.json else format_status(status))
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from tornadostudy.study.handle import StudyHandle
+    from tornadostudy.study.submit import SubmitOptions, plan_jobs, submit_study
+
+    opts = SubmitOptions(
+        gpus=args.gpus, array=args.array, partition=args.partition, time=args.time, account=args.account,
+        extra=tuple(shlex.split(args.extra or "")), log_dir=args.log_dir, tracking_uri=args.tracking_uri,
+        cpus_per_task=args.cpus_per_task,
+    )  # fmt: skip
+    handle = StudyHandle.open(args.study, _storage(args))
+    if args.dry_run:
+        for job in plan_jobs(handle, opts):
+            print(job.script)
+        return 0
+    for job in submit_study(handle, opts):
+        print(f"submitted job {job.job_id}: {args.array} task(s) × {job.gpus} GPU(s) for study {args.study}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tornadostudy.report import paper_blocks, pivot_blocks, render
+    from tornadostudy.study.handle import StudyHandle
+    from tornadostudy.study.trials import completed_trials
+
+    pivot = [args.rows, args.cols, args.value]
+    if any(pivot) and not all(pivot):
+        raise UserInputError("a pivot needs --rows, --cols and --value together (and optionally --by, --agg)")
+    records = completed_trials(StudyHandle.open(args.study, _storage(args)))
+    if all(pivot):
+        by = tuple(b for b in (args.by or "").split(",") if b)
+        blocks = pivot_blocks(records, args.rows, args.cols, args.value, by, args.agg)
+    else:
+        blocks = paper_blocks(records)
+    text = render(blocks, args.format, heading=f"Report: {args.study}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"report.{args.format}"
+        path.write_text(text)
+        print(f"wrote {path}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _cmd_tracking_sync(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tornadostudy.spool import Spool, default_spool_root
+    from tornadostudy.tracking import Tracker, resolve_tracking_uri
+
+    root = Path(args.spool) if args.spool else default_spool_root()
+    folders = Spool.folders(root)
+    delivered = waiting = 0
+    for folder in folders:
+        spool = Spool(folder)
+        runs = spool.runs()
+        if not runs:
+            continue
+        tracker = Tracker(resolve_tracking_uri(args.tracking_uri, Spool.stored_uri(folder)), spool=spool)
+        left = tracker.flush()
+        delivered += len(runs) - len(left)
+        waiting += len(left)
+    print(f"tracking sync: {delivered} run(s) delivered, {waiting} still waiting (spool {root})")
+    return 0 if waiting == 0 else 1
+
+
+def add_study_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from pathlib import Path
+
+    storage_help = "study database URL (default: $TORNADOSTUDY_STORAGE, else sqlite:///tornadostudy.db)"
+    tracking_help = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the study's, else sqlite:///mlflow.db)"
+
+    create = sub.add_parser("create", parents=[common], help="create a study from a spec (once, before workers)")
+    create.add_argument("spec", type=Path, help="a studies/*.toml file")
+    create.add_argument("--storage", help=storage_help)
+    create.add_argument("--tracking-uri", help=tracking_help)
+    create.add_argument("--exists-ok", action="store_true", help="reuse an existing study with an identical spec")
+    create.set_defaults(handler=_cmd_create)
+
+    worker = sub.add_parser("worker", parents=[common], help="claim, train and report trials until none is left")
+    worker.add_argument("study", help="study name")
+    worker.add_argument("--storage", help=storage_help)
+    worker.add_argument("--tracking-uri", help=tracking_help)
+    worker.add_argument(
+        "--gpus",
+        type=int,
+        default=None,
+        help="GPUs this worker uses (default: from CUDA_VISIBLE_DEVICES / SLURM, else 0)",
+    )
+    worker.add_argument("--max-trials", type=positive_int, default=None, help="stop after this many trials")
+    worker.set_defaults(handler=_cmd_worker)
+
+    run = sub.add_parser("run", parents=[common], help="create + local workers + progress + report")
+    run.add_argument("spec", type=Path, help="a studies/*.toml file")
+    run.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    run.add_argument("--storage", help=storage_help)
+    run.add_argument("--tracking-uri", help=tracking_help)
+    run.set_defaults(handler=_cmd_run)
+
+    submit = sub.add_parser("submit", parents=[common], help="submit SLURM array jobs of workers, one per GPU count")
+    submit.add_argument("study", help="study name")
+    submit.add_argument("--storage", help=storage_help)
+    submit.add_argument("--tracking-uri", help=tracking_help)
+    submit.add_argument(
+        "--gpus", type=int_list(0, "1,2,3,4"), default=(0, 1, 2, 3, 4), help="GPU counts to submit, e.g. 1,2,3,4"
+    )
+    submit.add_argument("--array", type=positive_int, required=True, help="array tasks (workers) per GPU count")
+    submit.add_argument("--partition")
+    submit.add_argument("--time", help="time limit per task, e.g. 2:00:00")
+    submit.add_argument("--account")
+    submit.add_argument("--cpus-per-task", type=positive_int, default=4)
+    submit.add_argument("--extra", help='more sbatch options, e.g. "--mem=16G --qos=short"')
+    submit.add_argument("--log-dir", default="slurm-logs", help="folder for the tasks' output (default ./slurm-logs)")
+    submit.add_argument("--dry-run", action="store_true", help="print the scripts instead of submitting")
+    submit.set_defaults(handler=_cmd_submit)
+
+    tracking = sub.add_parser("tracking", parents=[common], help="MLflow helpers")
+    tracking_sub = tracking.add_subparsers(dest="tracking_command", required=True, metavar="{sync}")
+    sync = tracking_sub.add_parser("sync", parents=[common], help="deliver writes spooled during a tracking outage")
+    sync.add_argument("--spool", help="spool folder (default $TORNADOSTUDY_SPOOL_DIR, else ./.tornadostudy/spool)")
+    sync.add_argument("--tracking-uri", help=tracking_help)
+    sync.set_defaults(handler=_cmd_tracking_sync)
+
+    status = sub.add_parser("status", parents=[common], help="cells complete/running/failed/waiting, ETA")
+    status.add_argument("study", help="study name")
+    status.add_argument("--storage", help=storage_help)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=_cmd_status)
+
+    report = sub.add_parser("report", parents=[common], help="the paper's tables (or any pivot) from a study")
+    report.add_argument("study", help="study name")
+    report.add_argument("--storage", help=storage_help)
+    report.add_argument("--out", help="folder to write report.<format> into (default: print)")
+    report.add_argument("--format", choices=("md", "csv"), default="md")
+    report.add_argument("--rows", help="pivot: row parameter, e.g. batch_size")
+    report.add_argument("--cols", help="pivot: column parameter, e.g. data_multiplier")
+    report.add_argument("--value", help="pivot: metric, e.g. wall_time_s or test_auc")
+    report.add_argument("--by", help="pivot: comma-separated parameters, one table per combination")
+    report.add_argument("--agg", default="mean", help="pivot: mean (± std), median, min or max")
+    report.set_defaults(handler=_cmd_report)
