@@ -1,0 +1,206 @@
+"""Orchestration: W workers on PostgreSQL, tornadostudy vs plain Optuna GridSampler + per-trial MLflow runs.
+
+Both sides run the same grid with the same per-trial sleep (the ``simulate`` trainer's modelled time ×
+``--time-scale``), logging each epoch to MLflow straight in PostgreSQL. Reported per side: duplicates
+(cells run more than once), holes (cells never completed), overhead per trial (wall time between
+claiming and reporting a trial minus its sleep) and makespan ÷ lower bound (first start to last finish
+vs max(total sleep / W, longest sleep)).
+
+    python benchmarks/bench_orchestration.py                      # W = 8, 32, 64; 216 cells
+    python benchmarks/bench_orchestration.py --quick              # W = 4; 24 cells
+
+Needs PostgreSQL (``TORNADOSTUDY_TEST_POSTGRES``, default postgresql://postgres@127.0.0.1:5432/postgres).
+Prints ``ratio=`` (baseline ÷ tornadostudy overhead per trial at the largest W).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections import Counter
+from pathlib import Path
+
+ADMIN = os.environ.get("TORNADOSTUDY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+BASELINE_WORKER = r"""
+import sys, time, optuna, mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+from optuna.storages import RDBStorage
+from sqlalchemy.pool import NullPool
+from tornadostudy.spec import load_spec
+from tornadostudy.train.params import TrialParams
+from tornadostudy.train.simulate import modelled_seconds
+spec_path, storage_url, tracking, experiment_id, n_train, scale = sys.argv[1:7]
+spec = load_spec(spec_path)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+storage = RDBStorage(storage_url, engine_kwargs={"poolclass": NullPool})
+study = optuna.load_study(study_name=spec.name, storage=storage, sampler=optuna.samplers.GridSampler(spec.grid, seed=0))
+client = MlflowClient(tracking)
+
+def objective(trial):
+    params = {**spec.constants, **{k: trial.suggest_categorical(k, v) for k, v in spec.grid.items()}}
+    p = TrialParams.from_mapping(params)
+    run = client.create_run(experiment_id, run_name=f"trial {trial.number}")
+    for k, v in params.items():
+        client.log_param(run.info.run_id, k, v)
+    parts = modelled_seconds(p, int(n_train))
+    per_epoch = sum(parts.values()) * float(scale) / p.epochs
+    for epoch in range(1, p.epochs + 1):
+        time.sleep(per_epoch)
+        client.log_metric(run.info.run_id, "loss", 0.1, step=epoch)
+    client.set_terminated(run.info.run_id)
+    return 0.5
+
+study.optimize(objective)
+"""
+
+
+def _admin():
+    import psycopg2
+
+    conn = psycopg2.connect(ADMIN, connect_timeout=5)
+    conn.autocommit = True
+    return conn
+
+
+def _admin_sql(*statements: str) -> None:
+    conn = _admin()  # not `with conn`: psycopg2 would wrap it in a transaction, which CREATE DATABASE refuses
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def _database(made: list[str]) -> str:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    _admin_sql(f'CREATE DATABASE "{name}"')
+    made.append(name)
+    return f"postgresql+psycopg2://{ADMIN.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+
+
+def _spec(folder: Path, name: str, quick: bool, time_scale: float) -> Path:
+    search = ("epochs = [1, 2]\nbatch_size = [64, 256, 1024]\ndata_multiplier = [1, 2]\nlearning_rate = [1e-3, 1e-4]"
+              if quick else "epochs = [1, 2, 3]\nbatch_size = [32, 64, 128, 256, 512, 1024]\n"
+              "data_multiplier = [1, 2, 4]\nlearning_rate = [1e-2, 1e-3, 1e-4, 1e-5]")  # fmt: skip
+    path = folder / f"{name}.toml"
+    path.write_text(f'[study]\nname = "{name}"\nsampler = "grid"\n[data]\nstorms = 200\n'
+                    f'[trainer]\nkind = "simulate"\ntime_scale = {time_scale}\n[search]\n{search}\n')  # fmt: skip
+    return path
+
+
+def _sleep_of(params: dict, n_train: int, scale: float) -> float:
+    from tornadostudy.train.params import TrialParams
+    from tornadostudy.train.simulate import modelled_seconds
+
+    return sum(modelled_seconds(TrialParams.from_mapping(params), n_train).values()) * scale
+
+
+def _n_train(spec) -> int:
+    import json
+
+    from tornadostudy.data.resolve import resolve_data
+    from tornadostudy.study.create import needed_multipliers
+
+    folder = resolve_data(spec.data, needed_multipliers(spec))
+    return int(json.loads((folder / "manifest.json").read_text())["counts"]["train"])
+
+
+def _summary(intervals: list[tuple[float, float, float]], cells: Counter, total_cells: int, workers: int) -> dict:
+    """intervals: (start, end, sleep) per completed trial."""
+    sleeps = [s for _, _, s in intervals]
+    overhead = [(e - b) - s for b, e, s in intervals]
+    makespan = max(e for _, e, _ in intervals) - min(b for b, _, _ in intervals)
+    bound = max(sum(sleeps) / workers, max(sleeps))
+    return {"duplicates": sum(n - 1 for n in cells.values() if n > 1), "holes": total_cells - len(cells),
+            "overhead_ms": 1000 * sum(overhead) / len(overhead), "makespan_ratio": makespan / bound}  # fmt: skip
+
+
+def run_tornadostudy(folder: Path, workers: int, quick: bool, scale: float, made: list[str]) -> dict:
+    import optuna
+
+    from tornadostudy.spec import load_spec
+    from tornadostudy.study.create import create_study
+    from tornadostudy.study.handle import StudyHandle
+
+    storage, tracking = _database(made), _database(made)
+    spec = load_spec(_spec(folder, f"ts-{workers}", quick, scale))
+    create_study(spec, storage, tracking)
+    env = {**os.environ, "TORNADOSTUDY_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking}
+    procs = [subprocess.Popen([sys.executable, "-m", "tornadostudy", "worker", spec.name], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(workers)]  # fmt: skip
+    for p in procs:
+        p.wait()
+    handle = StudyHandle.open(spec.name, storage)
+    n_train = _n_train(spec)
+    rows = {r["cell"]: r for r in handle.cells.rows(spec.name)}
+    complete = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    intervals = [(rows[t.user_attrs["cell"]]["claimed_at"], rows[t.user_attrs["cell"]]["finished_at"],
+                  _sleep_of({**spec.constants, **t.params}, n_train, scale)) for t in complete]  # fmt: skip
+    return _summary(intervals, Counter(t.user_attrs["cell"] for t in complete), spec.n_cells, workers)
+
+
+def run_baseline(folder: Path, workers: int, quick: bool, scale: float, made: list[str]) -> dict:
+    import optuna
+    from mlflow import MlflowClient
+
+    from tornadostudy.spec import load_spec
+
+    storage, tracking = _database(made), _database(made)
+    spec_path = _spec(folder, f"base-{workers}", quick, scale)
+    spec = load_spec(spec_path)
+    optuna.create_study(study_name=spec.name, storage=storage)  # schema and study once, before workers
+    experiment_id = MlflowClient(tracking).create_experiment(spec.name)
+    n_train = _n_train(spec)  # the same prepared data the tornadostudy side uses
+    env = {**os.environ, "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool"}
+    procs = [subprocess.Popen([sys.executable, "-c", BASELINE_WORKER, str(spec_path), storage, tracking,
+                               experiment_id, str(n_train), str(scale)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE) for _ in range(workers)]  # fmt: skip
+    for p in procs:
+        p.wait()
+    trials = optuna.load_study(study_name=spec.name, storage=storage).get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))  # fmt: skip
+    names = sorted(spec.grid)
+    counts = Counter(tuple(t.params[n] for n in names) for t in trials)
+    intervals = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp(),
+                  _sleep_of({**spec.constants, **t.params}, n_train, scale)) for t in trials]  # fmt: skip
+    return _summary(intervals, counts, spec.n_cells, workers)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--workers", default="8,32,64")
+    parser.add_argument("--time-scale", type=float, default=0.1)
+    args = parser.parse_args(argv)
+    sizes = [4] if args.quick else [int(w) for w in args.workers.split(",")]
+    made: list[str] = []
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["TORNADOSTUDY_DATA_CACHE"] = str(Path(tmp) / "cache")
+            for workers in sizes:
+                rows.append((workers, run_baseline(Path(tmp), workers, args.quick, args.time_scale, made),
+                             run_tornadostudy(Path(tmp), workers, args.quick, args.time_scale, made)))  # fmt: skip
+    finally:
+        _admin_sql(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in made))
+    print(f"machine: {os.cpu_count()} CPUs; PostgreSQL for studies and MLflow; time scale {args.time_scale}")
+    print(f"{'W':>4} {'side':14}{'duplicates':>11}{'holes':>7}{'overhead ms/trial':>19}{'makespan/bound':>16}")
+    for workers, base, ours in rows:
+        for side, r in (("optuna+mlflow", base), ("tornadostudy", ours)):
+            print(f"{workers:>4} {side:14}{r['duplicates']:>11}{r['holes']:>7}{r['overhead_ms']:>19.0f}"
+                  f"{r['makespan_ratio']:>16.2f}")  # fmt: skip
+    _, base, ours = rows[-1]
+    print("targets: 0 duplicates and holes; overhead <= 50 ms/trial at 64 workers; makespan <= 1.1x the bound")
+    print(f"ratio={base['overhead_ms'] / max(ours['overhead_ms'], 1e-9):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
