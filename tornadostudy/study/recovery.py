@@ -9,6 +9,7 @@ MLflow run KILLED.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -81,22 +82,44 @@ def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None =
     cells_of_running = {t.user_attrs.get("cell") for t in running.values()} - {None}
     rows_now = {r["cell"]: r for r in handle.cells.rows(handle.name, cells_of_running)}
     _finish_reported_cells(handle, running, rows_now, stale_s)
-    _fail_orphaned_trials(handle, tracker, running, rows_now, {r["trial_number"] for r in rows})
+    _fail_orphaned_trials(handle, tracker, running, rows_now, {r["trial_number"] for r in rows}, stale_s)
     return len(rows)
 
 
-def _fail_orphaned_trials(handle: StudyHandle, tracker, running: dict, rows: dict, handled: set) -> None:
+def _age_s(trial) -> float:
+    """Seconds since the trial started. Naive timestamps may be UTC or local time depending on the
+    Optuna version: take the smaller age, so a trial is never judged older than it is."""
+    start = trial.datetime_start
+    if start is None:
+        return 0.0
+    if start.tzinfo:
+        return (dt.datetime.now(dt.UTC) - start).total_seconds()
+    utc_now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return min((dt.datetime.now() - start).total_seconds(), (utc_now - start).total_seconds())
+
+
+def _fail_orphaned_trials(
+    handle: StudyHandle, tracker, running: dict, rows: dict, handled: set, stale_s: float
+) -> None:
     """RUNNING trials whose worker no longer holds their cell: e.g. killed between creating the trial and
     recording it on the cell. Ownership, not time, decides, so a live worker's new trial is never touched."""
     import optuna
 
     for number, trial in running.items():
-        row = rows.get(trial.user_attrs.get("cell"))
-        if number in handled or row is None:
+        if number in handled:
             continue
-        held = row["state"] == "running" and row["worker"] == trial.user_attrs.get("worker")
-        reported = row["state"] == "complete" and row["trial_number"] == number  # _finish_reported_cells' case
-        if held or reported:
+        if "cell" not in trial.user_attrs:
+            # Still being set up (TPE: ask, then label) — unless that stopped long ago.
+            if _age_s(trial) < stale_s:
+                continue
+            row = None
+        else:
+            row = rows.get(trial.user_attrs["cell"])
+            if row is None:
+                continue
+        held = row is not None and row["state"] == "running" and row["worker"] == trial.user_attrs.get("worker")
+        reported = row is not None and row["state"] == "complete" and row["trial_number"] == number
+        if held or reported:  # a live worker's trial, or _finish_reported_cells' case
             continue
         reason = "worker lost before its trial was recorded"
         log.warning("trial %d: %s; closing it", number, reason)

@@ -130,7 +130,8 @@ class Worker:
         import optuna
 
         study = self.handle.study
-        attrs = {"cell": claim.cell, "attempt": claim.attempt, "worker": self.id}
+        # "worker" before "cell": a trial that names its cell always names its owner (the reaper relies on it).
+        attrs = {"worker": self.id, "attempt": claim.attempt, "cell": claim.cell}
         if self.spec.sampler == "grid":
             params = claim.params
             searched = {k: params[k] for k in self.spec.grid}
