@@ -96,12 +96,12 @@ class KerasTrainer:
         seed = context.seed * 1_000_003 + context.trial_number
         keras.utils.set_random_seed(seed % 2**31)
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        steps_per_epoch = None
-        if live:
-            # Live mode sees k× the original set per epoch, each pass freshly transformed in the graph.
-            steps_per_epoch = math.ceil(params.data_multiplier * len(x) / params.batch_size)
-            dataset = dataset.repeat()
-        dataset = dataset.batch(params.batch_size).prefetch(tf.data.AUTOTUNE)
+        # One endless shuffled stream of full batches, cut into epochs of ceil(n/batch) steps: every step has
+        # the same shape (one compiled program, no ragged last batch) and no iterator is rebuilt per epoch.
+        # Live mode sees k× the original set per epoch, each pass freshly transformed in the graph.
+        multiplier = params.data_multiplier if live else 1
+        steps_per_epoch = math.ceil(multiplier * len(x) / params.batch_size)
+        dataset = dataset.repeat().batch(params.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
         data_s = time.perf_counter() - start
 
         state = load_state(context.checkpoint_dir) or {"epoch": 0, "history": [], "attempt_times": []}
@@ -200,7 +200,7 @@ class KerasTrainer:
                 "replicas": replicas,
                 "per_replica_batch": params.batch_size // replicas,
                 "devices": [d.name for d in self.gpus[: params.num_gpus]] or ["cpu"],
-                "train_samples_per_epoch": int(steps_per_epoch * params.batch_size if live else len(x)),
+                "train_samples_per_epoch": int(steps_per_epoch * params.batch_size),
                 "attempts_run": len(attempts),
                 "resumed_from_epoch": state["epoch"],
             },
