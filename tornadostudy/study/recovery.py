@@ -73,8 +73,11 @@ def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None =
         # only a RUNNING trial is closed here; the orphan sweep below finds the unrecorded one.
         trial = running.get(row["trial_number"])
         if trial is not None:
-            handle.storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-            handle.storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            try:
+                handle.storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+                handle.storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # its worker reported just now; it will find its cell gone and discard the result
             if trial.user_attrs.get("mlflow_run_id"):
                 _close_run(handle, tracker, trial.user_attrs["mlflow_run_id"], reason)
     if not running:
