@@ -15,7 +15,7 @@ def test_run_executes_a_whole_study_and_reports(study_env):
     result = run_cli("run", str(spec), "--workers", "2", env=env, cwd=folder)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "8/8" in result.stdout and "duplicates 0" in result.stdout
-    assert "Wall time (s), batch size × data multiplier" in result.stdout
+    assert "Wall time (s), batch_size × data_multiplier (paper Tables 2–5)" in result.stdout
     status = json.loads(run_cli("status", "sim", "--json", env=env).stdout)
     for key in ("total_cells", "complete", "running", "failed", "waiting", "duplicates"):
         assert key in status
@@ -75,3 +75,26 @@ def test_a_bad_spec_writes_nothing(study_env):
     result = run_cli("create", str(spec), env=env)
     assert result.returncode == 2 and "search.batch_size: 0 is not valid" in result.stderr
     assert not (folder / "study.db").exists() and not (folder / "mlflow.db").exists()
+
+
+def test_report_html_latex_and_its_bad_options(study_env):
+    folder, env = study_env
+    spec = write_sim_spec(folder, search="batch_size = [128, 256]\nepochs = [1, 2]")
+    assert run_cli("create", str(spec), env=env).returncode == 0
+    assert run_cli("worker", "sim", env=env).returncode == 0
+    out = folder / "rep"
+    html = run_cli("report", "sim", "--format", "html", "--out", str(out), env=env)
+    assert html.returncode == 0, html.stderr
+    assert f"wrote {out / 'report.html'}" in html.stdout and "report logged to MLflow run" in html.stdout
+    assert (out / "figures" / "curves_by_batch_size.png").exists() and (out / "figures" / "pareto.png").exists()
+    latex = run_cli("report", "sim", "--format", "latex", "--metrics", "test_auc,time_to_target_s", env=env)
+    assert latex.returncode == 0 and r"\caption{Test ROC AUC, epochs $\times$ batch\_size" in latex.stdout
+    for args, needle in [
+        (["--metrics", "test_nope"], "--metrics names 'test_nope'"),
+        (["--skill", "test_nope"], "--skill 'test_nope' is not a metric"),
+        (["--format", "pdf"], "invalid choice: 'pdf'"),
+        (["--target", "high"], "invalid float value: 'high'"),
+    ]:
+        bad = run_cli("report", "sim", "--out", str(folder / "bad"), *args, env=env)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and needle in bad.stderr, bad.stderr
+        assert not (folder / "bad").exists()

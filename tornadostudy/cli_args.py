@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-__all__ = ["date", "int_list", "positive_int"]
+__all__ = ["date", "int_list", "name_list", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -36,6 +36,14 @@ def int_list(minimum: int, example: str = "1,2,4"):
         return values
 
     return parse
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names (parameters or metrics), e.g. ``test_auc,test_csi``."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing: give e.g. test_auc,test_csi")
+    return names
 
 
 def date(text: str) -> dt.date:

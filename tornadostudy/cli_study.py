@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 
-from tornadostudy.cli_args import int_list, positive_int
+from tornadostudy.cli_args import int_list, name_list, positive_int
 from tornadostudy.errors import UserInputError
 
 __all__ = ["add_study_commands"]
@@ -114,28 +114,36 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tornadostudy.report import paper_blocks, pivot_blocks, render
+    from tornadostudy.report import Pivot, ReportOptions, build_report, log_report
     from tornadostudy.study.handle import StudyHandle
-    from tornadostudy.study.trials import completed_trials
+    from tornadostudy.study.trials import completed_trials, report_params, report_skill
+    from tornadostudy.tracking import Tracker, resolve_tracking_uri
 
     pivot = [args.rows, args.cols, args.value]
     if any(pivot) and not all(pivot):
         raise UserInputError("a pivot needs --rows, --cols and --value together (and optionally --by, --agg)")
-    records = completed_trials(StudyHandle.open(args.study, _storage(args)))
-    if all(pivot):
-        by = tuple(b for b in (args.by or "").split(",") if b)
-        blocks = pivot_blocks(records, args.rows, args.cols, args.value, by, args.agg)
-    else:
-        blocks = paper_blocks(records)
-    text = render(blocks, args.format, heading=f"Report: {args.study}")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"report.{args.format}"
-        path.write_text(text)
+    handle = StudyHandle.open(args.study, _storage(args))
+    tracker = None
+    if not args.no_plots or (args.out and not args.no_log):
+        tracker = Tracker(resolve_tracking_uri(args.tracking_uri, handle.stored_tracking_uri))
+    opts = ReportOptions(
+        fmt=args.format,
+        out=Path(args.out) if args.out else None,
+        metrics=tuple(args.metrics) if args.metrics else None,
+        skill=args.skill or report_skill(handle),
+        target=args.target,
+        plots=not args.no_plots,
+        pivot=Pivot(args.rows, args.cols, args.value, tuple(args.by or ()), args.agg) if all(pivot) else None,
+    )
+    report = build_report(args.study, completed_trials(handle), report_params(handle), opts,
+                          read_curve=tracker.curve if tracker else None)  # fmt: skip
+    if opts.out is None:
+        print(report.text, end="")
+        return 0
+    for path in report.files:
         print(f"wrote {path}")
-    else:
-        print(text, end="")
+    if not args.no_log and opts.pivot is None:
+        print(log_report(tracker, handle.parent_run_id, opts.out))
     return 0
 
 
@@ -227,11 +235,25 @@ def add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argumen
     report = sub.add_parser("report", parents=[common], help="the paper's tables (or any pivot) from a study")
     report.add_argument("study", help="study name")
     report.add_argument("--storage", help=storage_help)
-    report.add_argument("--out", help="folder to write report.<format> into (default: print)")
-    report.add_argument("--format", choices=("md", "csv"), default="md")
+    report.add_argument("--out", help="folder for report.<format> and figures/*.png, also logged to the study's "
+                        "MLflow run (default: print the tables)")  # fmt: skip
+    report.add_argument("--format", choices=("md", "csv", "latex", "html"), default="md",
+                        help="html: one self-contained page with the figures embedded")  # fmt: skip
+    report.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the study was created with)")
+    report.add_argument(
+        "--metrics",
+        type=name_list,
+        help="show every paper layout for these metrics, e.g. "
+        "test_auc,test_csi,time_to_target_s (default: wall time and test accuracy as in the paper)",
+    )
+    report.add_argument("--skill", help="skill metric for the target and the Pareto front (default: the study's "
+                        "first test_ objective, else test_accuracy)")  # fmt: skip
+    report.add_argument("--target", type=float, help="target skill value (default: within 1%% of the best trial)")
+    report.add_argument("--no-plots", action="store_true", help="tables only (no figures, no MLflow reads)")
+    report.add_argument("--no-log", action="store_true", help="do not log the report to the study's MLflow run")
     report.add_argument("--rows", help="pivot: row parameter, e.g. batch_size")
     report.add_argument("--cols", help="pivot: column parameter, e.g. data_multiplier")
     report.add_argument("--value", help="pivot: metric, e.g. wall_time_s or test_auc")
-    report.add_argument("--by", help="pivot: comma-separated parameters, one table per combination")
+    report.add_argument("--by", type=name_list, help="pivot: comma-separated parameters, one table per combination")
     report.add_argument("--agg", default="mean", help="pivot: mean (± std), median, min or max")
     report.set_defaults(handler=_cmd_report)

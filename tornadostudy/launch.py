@@ -31,13 +31,13 @@ def _threads_per_worker(workers: int) -> int:
 
 
 def run_local(opts: LocalRunOptions, out=sys.stdout) -> dict:
-    from tornadostudy.report import paper_blocks, render
+    from tornadostudy.report import ReportOptions, build_report
     from tornadostudy.spec import load_spec
     from tornadostudy.study.create import create_study
     from tornadostudy.study.handle import StudyHandle
     from tornadostudy.study.recovery import reap_lost_workers
     from tornadostudy.study.status import format_status, progress_bar, study_status
-    from tornadostudy.study.trials import completed_trials
+    from tornadostudy.study.trials import completed_trials, report_params, report_skill
     from tornadostudy.urls import mask_url
 
     spec = load_spec(opts.spec_path)
@@ -84,6 +84,7 @@ def run_local(opts: LocalRunOptions, out=sys.stdout) -> dict:
         print(file=out)
     status = study_status(handle)
     print(format_status(status), file=out)
-    print(render(paper_blocks(completed_trials(handle)), "md", heading=f"Report: {spec.name}"), file=out)
+    tables = ReportOptions(fmt="md", skill=report_skill(handle), plots=False)
+    print(build_report(spec.name, completed_trials(handle), report_params(handle), tables).text, file=out)
     status["worker_exit_codes"] = [p.returncode for p in procs]
     return status

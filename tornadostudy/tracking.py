@@ -77,7 +77,9 @@ class Tracker:
                 self._call("restore the experiment", self.client.restore_experiment, experiment.experiment_id)
             return experiment.experiment_id, False
         try:
-            return self.client.create_experiment(name, tags={"tornadostudy.study": name}), True
+            # The experiment kind makes the MLflow UI open on the runs table (not its GenAI pages).
+            tags = {"tornadostudy.study": name, "mlflow.experimentKind": "custom_model_development"}
+            return self.client.create_experiment(name, tags=tags), True
         except Exception:
             # Someone created it between our look-up and create: use theirs.
             experiment = self._call("look up the experiment", self.client.get_experiment_by_name, name)
@@ -206,3 +208,17 @@ class Tracker:
 
     def metric_history(self, run_id: str, key: str) -> list[Any]:
         return self._call("read a metric history", self.client.get_metric_history, run_id, key)
+
+    def curve(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """One metric of one run as (step, value), steps ascending (the last write of a step wins)."""
+        by_step: dict[int, float] = {}
+        for m in sorted(self.metric_history(run_id, key), key=lambda m: (m.step, m.timestamp)):
+            by_step[int(m.step)] = float(m.value)
+        return sorted(by_step.items())
+
+    def log_artifacts(self, run_id: str, folder: str, artifact_path: str) -> None:
+        """Upload ``folder`` under ``artifact_path`` of the run (files of the same name are replaced)."""
+        self._call("upload artifacts", self.client.log_artifacts, run_id, folder, artifact_path)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
+        return [f.path for f in self._call("list artifacts", self.client.list_artifacts, run_id, path)]

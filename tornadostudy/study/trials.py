@@ -1,22 +1,81 @@
-"""Completed trials as plain records (params + metrics), read in bulk for reports."""
+"""Completed trials as plain records (params + metrics), read in bulk for reports.
+
+Optuna's ``get_trials`` builds a full FrozenTrial per trial (every attribute, intermediate value and
+system attribute): ~35 s for 20,000 trials on SQLite. A report needs three columns of three tables,
+so it reads those with three queries over Optuna's schema (stable since Optuna 3) instead.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tornadostudy.study.handle import StudyHandle
 
-__all__ = ["completed_trials"]
+__all__ = ["completed_trials", "completed_trials_via_optuna", "report_params", "report_skill"]
+
+
+_REPORT_ATTRS = ("cell", "mlflow_run_id", "metrics")
 
 
 def completed_trials(handle: StudyHandle) -> list[dict[str, Any]]:
+    """One dict per COMPLETE trial: trial, cell, run_id, constants, params, final metrics."""
+    import sqlalchemy as sa
+    from optuna.distributions import json_to_distribution
+
+    query = {
+        "trials": "SELECT trial_id, number FROM trials WHERE study_id = :s AND state = 'COMPLETE' ORDER BY number",
+        "params": "SELECT p.trial_id, p.param_name, p.param_value, p.distribution_json FROM trial_params p "
+        "JOIN trials t ON t.trial_id = p.trial_id WHERE t.study_id = :s AND t.state = 'COMPLETE'",
+        "attrs": "SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a JOIN trials t "
+        "ON t.trial_id = a.trial_id WHERE t.study_id = :s AND t.state = 'COMPLETE' AND a.key IN :keys",
+    }
+    with handle.storage.engine.connect() as conn:
+        trials = conn.execute(sa.text(query["trials"]), {"s": handle.study_id}).all()
+        params = conn.execute(sa.text(query["params"]), {"s": handle.study_id}).all()
+        attrs = conn.execute(
+            sa.text(query["attrs"]).bindparams(sa.bindparam("keys", expanding=True)),
+            {"s": handle.study_id, "keys": list(_REPORT_ATTRS)},
+        ).all()
+    by_id: dict[int, dict[str, Any]] = {}
+    for trial_id, number in trials:
+        by_id[trial_id] = {"trial": number, "cell": None, "run_id": None, **handle.spec.constants}
+    distributions: dict[str, Any] = {}
+    for trial_id, name, internal, dist_json in params:
+        dist = distributions.get(dist_json) or distributions.setdefault(dist_json, json_to_distribution(dist_json))
+        by_id[trial_id][name] = dist.to_external_repr(internal)
+    for trial_id, key, value_json in attrs:
+        value = json.loads(value_json)
+        if key == "metrics":
+            by_id[trial_id].update(value)
+        else:
+            by_id[trial_id]["run_id" if key == "mlflow_run_id" else key] = value
+    return list(by_id.values())
+
+
+def completed_trials_via_optuna(handle: StudyHandle) -> list[dict[str, Any]]:
+    """The same records through Optuna's API (the slow reference the bulk reader is tested against)."""
     import optuna
 
     records = []
     for trial in handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        record = {"trial": trial.number, "cell": trial.user_attrs.get("cell")}
+        record = {"trial": trial.number, "cell": trial.user_attrs.get("cell"),
+                  "run_id": trial.user_attrs.get("mlflow_run_id")}  # fmt: skip
         record.update(handle.spec.constants)
         record.update(trial.params)
         record.update(trial.user_attrs.get("metrics", {}))
         records.append(record)
     return records
+
+
+def report_params(handle: StudyHandle) -> list[str]:
+    """The parameters that define a configuration (repeats of one configuration are averaged)."""
+    return [p for p in (*handle.spec.constants, *handle.spec.search) if p != "repeat"]
+
+
+def report_skill(handle: StudyHandle) -> str:
+    """The study's first skill objective (not a time), else test accuracy as in the paper."""
+    for objective in handle.spec.objectives:
+        if objective.metric.startswith("test_"):
+            return objective.metric
+    return "test_accuracy"

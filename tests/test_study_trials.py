@@ -1,0 +1,32 @@
+"""The bulk trial reader behind reports returns exactly what Optuna's own API does."""
+
+import math
+
+from tests.conftest import run_cli, write_sim_spec
+from tornadostudy.study.handle import StudyHandle
+from tornadostudy.study.trials import completed_trials, completed_trials_via_optuna, report_params, report_skill
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a
+    )
+
+
+def test_bulk_records_equal_optunas_and_skip_unfinished_trials(study_env):
+    folder, env = study_env
+    spec = write_sim_spec(folder, search='batch_size = [128, 256]\naugmentation = ["pre", "live"]\n'
+                                         "learning_rate = [0.001, 0.01]", extra_study="repeats = 2")  # fmt: skip
+    assert run_cli("create", str(spec), env=env).returncode == 0
+    assert run_cli("worker", "sim", "--max-trials", "13", env=env).returncode == 0
+    handle = StudyHandle.open("sim", env["TORNADOSTUDY_STORAGE"])
+    handle.study.ask()  # a RUNNING trial is not in the report
+    bulk, reference = completed_trials(handle), completed_trials_via_optuna(handle)
+    assert len(bulk) == 13 and all(_same(a, b) for a, b in zip(bulk, reference, strict=True))
+    first = bulk[0]
+    assert isinstance(first["batch_size"], int) and first["augmentation"] in ("pre", "live")
+    assert first["run_id"] and first["wall_time_s"] > 0 and "test_accuracy" in first
+    params = report_params(handle)
+    assert {"batch_size", "augmentation", "learning_rate", *handle.spec.constants} == set(params)
+    assert "repeat" not in params and "repeat" in first, "repeats are averaged, not a configuration"
+    assert report_skill(handle) == handle.spec.objectives[0].metric == "test_auc"  # the default objective

@@ -1,0 +1,123 @@
+"""Render report tables as Markdown, CSV, LaTeX or one self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from tornadostudy.errors import UserInputError
+from tornadostudy.report.tables import Block
+
+__all__ = ["FORMATS", "render"]
+
+FORMATS = ("md", "csv", "latex", "html")
+_EMPTY = "(no completed trials yet)"
+
+
+def _markdown(block: Block) -> str:
+    table = block.table
+    header = f"| {table.index.name} \\ {table.columns.name} | " + " | ".join(str(c) for c in table.columns) + " |"
+    lines = [f"### {block.title}", "", header, "|" + "---|" * (len(table.columns) + 1)]
+    for idx, row in table.iterrows():
+        lines.append(f"| {idx} | " + " | ".join(v if v else "—" for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _csv(block: Block) -> str:
+    buf = io.StringIO()
+    block.table.to_csv(buf)
+    return f"# {block.title}\n{buf.getvalue()}"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+_LATEX_TEXT = {"±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--"}
+
+
+def _tex(text: object) -> str:
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    for char, macro in _LATEX_TEXT.items():
+        out = out.replace(char, macro)
+    return out
+
+
+def _latex(block: Block) -> str:
+    """A booktabs table; a missing cell is "--"."""
+    table = block.table
+    cols = list(table.columns)
+    lines = [
+        r"\begin{table}[ht]",
+        r"\centering",
+        rf"\caption{{{_tex(block.title)}}}",
+        r"\begin{tabular}{l" + "r" * len(cols) + "}",
+        r"\toprule",
+        rf"{_tex(table.index.name)} \textbackslash{{}} {_tex(table.columns.name)} & "
+        + " & ".join(_tex(c) for c in cols)
+        + r" \\",
+        r"\midrule",
+    ]
+    for idx, row in table.iterrows():
+        lines.append(f"{_tex(idx)} & " + " & ".join(_tex(v) if v else "--" for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; }
+td.missing { color: #aaa; text-align: center; }
+figure { display: inline-block; margin: 0 1em 1.5em 0; }
+figcaption { font-size: 0.9em; color: #555; }
+img { max-width: 640px; }
+"""
+
+
+def _html_table(block: Block) -> str:
+    table = block.table
+    esc = html.escape
+    head = f"<tr><th>{esc(str(table.index.name))} \\ {esc(str(table.columns.name))}</th>"
+    head += "".join(f"<th>{esc(str(c))}</th>" for c in table.columns) + "</tr>"
+    body = []
+    for idx, row in table.iterrows():
+        cells = "".join(f"<td>{esc(v)}</td>" if v else '<td class="missing">—</td>' for v in row)
+        body.append(f"<tr><th>{esc(str(idx))}</th>{cells}</tr>")
+    return f"<h3>{esc(block.title)}</h3>\n<table>\n{head}\n" + "\n".join(body) + "\n</table>"
+
+
+def _html(blocks: list[Block], heading: str, plots: list[tuple[str, Path]], notes: list[str]) -> str:
+    esc = html.escape
+    parts = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(heading)}</title>",
+             f"<style>{_CSS}</style></head><body>", f"<h1>{esc(heading)}</h1>"]  # fmt: skip
+    parts += [f"<p>{esc(n)}</p>" for n in notes]
+    if plots:
+        parts.append("<h2>Plots</h2>")
+        for caption, path in plots:
+            data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+            parts.append(f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
+                         f"<figcaption>{esc(caption)}</figcaption></figure>")  # fmt: skip
+    parts.append("<h2>Tables</h2>")
+    parts += [_html_table(b) for b in blocks] or [f"<p>{_EMPTY}</p>"]
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def render(blocks: list[Block], fmt: str = "md", heading: str | None = None,
+           plots: list[tuple[str, Path]] | None = None, notes: list[str] | None = None) -> str:  # fmt: skip
+    """The whole report as text. Only HTML embeds ``plots`` (caption, PNG path); the others list no images."""
+    if fmt not in FORMATS:
+        raise UserInputError(f"--format {fmt!r} is not valid: use one of {', '.join(FORMATS)}")
+    notes = notes or []
+    if fmt == "html":
+        return _html(blocks, heading or "tornadostudy report", plots or [], notes)
+    if fmt == "md":
+        head = (f"## {heading}\n\n" if heading else "") + "".join(f"{n}\n\n" for n in notes)
+        return head + ("\n\n".join(_markdown(b) for b in blocks) if blocks else _EMPTY) + "\n"
+    if fmt == "latex":
+        head = (f"% {heading}\n" if heading else "") + "".join(f"% {n}\n" for n in notes)
+        body = "\n\n".join(_latex(b) for b in blocks) if blocks else f"% {_EMPTY}"
+        return head + "% needs \\usepackage{booktabs}\n" + body + "\n"
+    return ("\n\n".join(_csv(b) for b in blocks) + "\n") if blocks else _EMPTY + "\n"
