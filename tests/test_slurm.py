@@ -99,3 +99,37 @@ def test_scheduler_errors_are_one_line(answer, needle):
     with pytest.raises(SlurmError, match=needle) as info:
         Slurm(FakeRunner(answer)).submit("x")
     assert "\n" not in str(info.value)
+
+
+def test_several_workers_per_task_share_its_gpus_and_each_gets_slurms_signal(tmp_path):
+    """The rendered script run by bash, with a stand-in worker that records the signals it receives."""
+    import os
+    import signal
+    import time
+
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/bash\n"
+                    "trap 'echo usr1 >> \"$OUT/$$\"; exit 0' USR1\n"
+                    "echo \"$TF_FORCE_GPU_ALLOW_GROWTH $*\" > \"$OUT/$$\"\n"
+                    "while true; do sleep 0.05; done\n")  # fmt: skip
+    fake.chmod(0o755)
+    script = render_sbatch(_job(python=str(fake), workers_per_task=3))
+    assert "exec " not in script and "export TF_FORCE_GPU_ALLOW_GROWTH=true" in script
+    (tmp_path / "job.sh").write_text(script)
+    out = tmp_path / "out"
+    out.mkdir()
+    job = subprocess.Popen(["bash", str(tmp_path / "job.sh")], env={**os.environ, "OUT": str(out)})
+    deadline = time.monotonic() + 60
+    while len(list(out.iterdir())) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGUSR1)  # what SLURM sends the batch shell before the time limit
+    assert job.wait(timeout=60) == 0
+    records = [p.read_text().splitlines() for p in out.iterdir()]
+    assert len(records) == 3
+    for lines in records:
+        assert lines == ["true -m tornadostudy worker paper-6.1 --gpus 2", "usr1"]
+
+
+def test_workers_per_task_must_be_positive():
+    with pytest.raises(UserInputError, match="--workers-per-task 0"):
+        _job(workers_per_task=0)

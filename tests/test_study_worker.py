@@ -112,7 +112,8 @@ def test_mlflow_logging_contract(study_env):
         run = by_id[trial.user_attrs["mlflow_run_id"]]
         assert run.data.tags["trial_number"] == str(trial.number)
         assert run.data.tags["mlflow.parentRunId"] == handle.parent_run_id
-        for key in ("study", "cell", "sampler", "host", "gpu_ids", "version.tornadostudy", "version.optuna"):
+        for key in ("study", "cell", "sampler", "host", "gpu_ids", "version.tornadostudy", "version.optuna",
+                    "info.trainer", "info.per_replica_batch"):  # fmt: skip
             assert key in run.data.tags, key
         params = run.data.params
         for name in ("batch_size", "epochs", "learning_rate", "data_multiplier", "num_gpus", "augmentation"):
@@ -207,3 +208,18 @@ def test_a_stopped_worker_checkpoints_and_the_retry_resumes_at_that_epoch(study_
     parts = ("time_data_s", "time_first_epoch_s", "time_steady_epochs_s", "time_test_s")
     assert metrics["wall_time_s"] == pytest.approx(sum(metrics[p] for p in parts))
     assert not handle.checkpoint_dir(0).exists(), "the checkpoint is removed once the cell is complete"
+
+
+def test_a_worker_looks_for_lost_cells_once_per_interval_not_before_every_claim(study_env, monkeypatch):
+    import tornadostudy.study.worker as worker_module
+    from tornadostudy.study.worker import Worker, WorkerOptions
+
+    folder, env = study_env
+    spec, _ = _create(folder, env, search="batch_size = [64, 128, 256, 512]")
+    calls = []
+    monkeypatch.setattr(worker_module, "reap_lost_workers", lambda handle, tracker: calls.append(1) or 0)
+    monkeypatch.setenv("TORNADOSTUDY_REAP_EVERY_S", "3600")
+    opts = WorkerOptions(spec.name, env["TORNADOSTUDY_STORAGE"], env["MLFLOW_TRACKING_URI"], 0, (), None)
+    summary = Worker(opts).run()
+    assert len(summary.completed) == 4
+    assert len(calls) == 2, "once before the first claim and once before leaving, not once per claim"

@@ -99,7 +99,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     opts = SubmitOptions(
         gpus=args.gpus, array=args.array, partition=args.partition, time=args.time, account=args.account,
         extra=tuple(shlex.split(args.extra or "")), log_dir=args.log_dir, tracking_uri=args.tracking_uri,
-        cpus_per_task=args.cpus_per_task,
+        cpus_per_task=args.cpus_per_task, workers_per_task=args.workers_per_task,
     )  # fmt: skip
     handle = StudyHandle.open(args.study, _storage(args))
     if args.dry_run:
@@ -214,6 +214,12 @@ def add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argumen
     submit.add_argument("--time", help="time limit per task, e.g. 2:00:00")
     submit.add_argument("--account")
     submit.add_argument("--cpus-per-task", type=positive_int, default=4)
+    submit.add_argument(
+        "--workers-per-task",
+        type=positive_int,
+        default=1,
+        help="worker processes per task sharing its GPUs, for trials too small to fill one (default 1)",
+    )
     submit.add_argument("--extra", help='more sbatch options, e.g. "--mem=16G --qos=short"')
     submit.add_argument("--log-dir", default="slurm-logs", help="folder for the tasks' output (default ./slurm-logs)")
     submit.add_argument("--dry-run", action="store_true", help="print the scripts instead of submitting")

@@ -50,10 +50,14 @@ class SbatchJob:
     account: str | None = None
     cpus_per_task: int = 1
     extra: tuple[str, ...] = field(default_factory=tuple)
+    # Worker processes per array task, sharing its GPUs (for trials too small to fill a GPU).
+    workers_per_task: int = 1
 
     def __post_init__(self) -> None:
         if any(ord(c) < 32 for c in self.study):
             raise UserInputError(f"study name {self.study!r} has control characters: rename the study")
+        if self.workers_per_task < 1:
+            raise UserInputError(f"--workers-per-task {self.workers_per_task}: give ≥ 1 worker process per task")
         if self.array < 1:
             raise UserInputError(f"--array {self.array}: give the number of array tasks, ≥ 1")
         if self.time is not None and not _TIME.match(self.time):
@@ -85,17 +89,44 @@ def render_sbatch(job: SbatchJob) -> str:
     env = [f"export TORNADOSTUDY_STORAGE={q(strip_password(job.storage_url))}"]
     if job.tracking_uri:
         env.append(f"export MLFLOW_TRACKING_URI={q(strip_password(job.tracking_uri))}")
-    command = [job.python, "-m", "tornadostudy", "worker", job.study, "--gpus", str(job.gpus)]
-    return "\n".join([
+    command = " ".join(q(part) for part in [job.python, "-m", "tornadostudy", "worker", job.study, "--gpus",
+                                            str(job.gpus)])  # fmt: skip
+    head = [
         "#!/bin/bash",
         f"# tornadostudy worker array for study {json.dumps(job.study)}, {job.gpus} GPU(s) per task",
         *(f"#SBATCH {d}" for d in directives),
         "set -eu",
         *env,
-        "# exec: SLURM's signals (USR1 before the time limit, TERM on scancel) reach the worker itself.",
-        "exec " + " ".join(q(part) for part in command),
-        "",
-    ])  # fmt: skip
+    ]
+    if job.workers_per_task == 1:
+        body = ["# exec: SLURM's signals (USR1 before the time limit, TERM on scancel) reach the worker itself.",
+                f"exec {command}"]  # fmt: skip
+    else:
+        body = _shared_gpu_body(command, job.workers_per_task)
+    return "\n".join([*head, *body, ""])
+
+
+def _shared_gpu_body(command: str, workers: int) -> list[str]:
+    """``workers`` worker processes on the same GPUs; SLURM's signals are forwarded to every one."""
+    return [
+        f"# {workers} workers share this task's GPUs: each takes GPU memory as it needs it.",
+        "export TF_FORCE_GPU_ALLOW_GROWTH=true",
+        "pids=()",
+        f"for _ in $(seq {workers}); do {command} & pids+=($!); done",
+        'forward() { kill -s "$1" "${pids[@]}" 2>/dev/null || true; }',
+        "trap 'forward USR1' USR1",
+        "trap 'forward TERM' TERM",
+        "status=0",
+        "# A trapped signal interrupts wait: wait again until each worker has really exited.",
+        'for pid in "${pids[@]}"; do',
+        "  while true; do",
+        '    if wait "$pid"; then break; fi',
+        "    rc=$?",
+        '    if ! kill -0 "$pid" 2>/dev/null; then [ "$rc" -gt "$status" ] && status=$rc; break; fi',
+        "  done",
+        "done",
+        'exit "$status"',
+    ]
 
 
 Runner = Callable[..., subprocess.CompletedProcess]

@@ -49,8 +49,14 @@ class Tracker:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
         if uri.startswith("postgresql"):
-            # Many workers logging straight to the database must not each keep a pool of idle connections.
-            os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
+            # Workers logging straight to the database keep at most one idle connection each (none with
+            # TORNADOSTUDY_DB_POOL=0); on a cluster, the MLflow server pools for all of them.
+            if os.environ.get("TORNADOSTUDY_DB_POOL", "1").strip() == "0":
+                os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
+            else:
+                os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "1")
+                os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "2")
+                os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "300")
         try:
             from mlflow import MlflowClient
 
@@ -140,6 +146,12 @@ class Tracker:
             delivered &= self._deliver(run_id, {"op": "history", "entries": entries[start : start + 900], "ts": ts})
         return delivered
 
+    def log_final(self, run_id: str, metrics: dict[str, float], tags: dict[str, Any]) -> bool:
+        """A trial's final numbers (step 0) and its tags in one call."""
+        op = {"op": "final", "metrics": {k: float(v) for k, v in metrics.items()},
+              "tags": {k: str(v) for k, v in tags.items()}, "step": 0, "ts": _now_ms()}  # fmt: skip
+        return self._deliver(run_id, op)
+
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> bool:
         return self._deliver(run_id, {"op": "tags", "tags": {k: str(v) for k, v in tags.items()}})
 
@@ -156,6 +168,10 @@ class Tracker:
         elif op["op"] == "history":
             batch = [Metric(k, v, op["ts"], step) for step, k, v in op["entries"]]
             self._call("log metric history", self.client.log_batch, run_id, metrics=batch)
+        elif op["op"] == "final":
+            batch = [Metric(k, v, op["ts"], op["step"]) for k, v in sorted(op["metrics"].items())]
+            tags = [RunTag(k, v) for k, v in op["tags"].items()]
+            self._call("log final metrics", self.client.log_batch, run_id, metrics=batch, tags=tags)
         elif op["op"] == "tags":
             self._call("set tags", self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in op["tags"].items()])
         elif op["op"] == "end":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class StudyHandle:
     study_id: int
     cells: CellTable
     attrs: dict[str, Any]
+    _trial_ids: dict[int, int] = field(default_factory=dict, repr=False)  # number → id never changes
 
     @classmethod
     def open(cls, name: str, url: str) -> StudyHandle:
@@ -75,10 +76,19 @@ class StudyHandle:
             )
         spec = StudySpec.from_json(attrs[ATTR_SPEC])
         study.sampler = make_sampler(spec)
+        if engine.dialect.name == "postgresql":
+            # One engine (one pooled connection) per process for Optuna and the cell table alike.
+            engine.dispose()
+            engine = storage.engine
         return cls(name, url, spec, study, storage, storage.get_study_id_from_name(name), CellTable(engine), attrs)
 
     def trial_id(self, number: int) -> int:
-        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        if number not in self._trial_ids:
+            self._trial_ids[number] = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        return self._trial_ids[number]
+
+    def remember_trial(self, number: int, trial_id: int) -> None:
+        self._trial_ids[number] = trial_id
 
     @property
     def data_folder(self) -> str:

@@ -17,7 +17,7 @@ import time
 
 from tornadostudy.study.handle import StudyHandle
 
-__all__ = ["Heartbeat", "heartbeat_s", "reap_lost_workers", "stale_after_s"]
+__all__ = ["Heartbeat", "heartbeat_s", "reap_every_s", "reap_lost_workers", "stale_after_s"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,13 @@ def heartbeat_s() -> float:
 def stale_after_s() -> float:
     """Default 5 minutes: ten missed heartbeats, longer than a database restart."""
     return float(os.environ.get("TORNADOSTUDY_STALE_AFTER_S", "300"))
+
+
+def reap_every_s() -> float:
+    """How often a worker looks for lost cells between trials: half the stale limit, at most a minute.
+    A lost cell is only reapable after ``stale_after_s`` anyway, so looking more often finds nothing sooner."""
+    default = min(stale_after_s() / 2, 60.0)
+    return float(os.environ.get("TORNADOSTUDY_REAP_EVERY_S", default))
 
 
 class Heartbeat:

@@ -29,6 +29,7 @@ class SubmitOptions:
     log_dir: str = "slurm-logs"
     tracking_uri: str | None = None
     cpus_per_task: int = 1
+    workers_per_task: int = 1
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def plan_jobs(handle: StudyHandle, opts: SubmitOptions) -> list[SubmittedJob]:
             study=handle.name, gpus=gpus, array=opts.array, python=sys.executable, log_dir=log_dir,
             storage_url=handle.url, tracking_uri=tracking or os.environ.get("MLFLOW_TRACKING_URI"),
             partition=opts.partition, time=opts.time, account=opts.account, cpus_per_task=opts.cpus_per_task,
-            extra=opts.extra,
+            extra=opts.extra, workers_per_task=opts.workers_per_task,
         )  # fmt: skip
         jobs.append(SubmittedJob(gpus, render_sbatch(job)))
     return jobs

@@ -24,7 +24,7 @@ from tornadostudy.errors import TrackingError, TrainingError
 from tornadostudy.spec import Range, StudySpec
 from tornadostudy.spool import Spool
 from tornadostudy.study.handle import StudyHandle, make_sampler
-from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_lost_workers
+from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers
 from tornadostudy.study.storage import retrying
 from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams, make_trainer
 from tornadostudy.train.checkpoint import TrialInterrupted, load_state
@@ -107,6 +107,7 @@ class Worker:
 
         self.opts = opts
         self.id = _worker_id()
+        self._next_reap = 0.0  # the first claim looks for lost workers
         self.handle = StudyHandle.open(opts.study, opts.storage_url)
         self.spec = self.handle.spec
         uri = resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri)
@@ -146,7 +147,9 @@ class Worker:
             storage = self.handle.storage
             trial_id = retrying(lambda: storage.create_new_trial(self.handle.study_id, template_trial=template),
                                 what="create the trial")  # fmt: skip
-            return storage.get_trial_number_from_id(trial_id), params
+            number = retrying(lambda: storage.get_trial_number_from_id(trial_id), what="look up the trial")
+            self.handle.remember_trial(number, trial_id)
+            return number, params
         study.sampler = make_sampler(self.spec, slot=claim.cell * 1000 + claim.attempt)
         trial = retrying(study.ask, what="ask for a trial")
         for key, value in attrs.items():
@@ -206,8 +209,8 @@ class Worker:
         except optuna.exceptions.UpdateFinishedTrialError:
             self._discard(number, run_id, summary)  # a reaper closed the trial meanwhile
             return
-        self.tracker.log_metrics(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)}, step=0)
-        self.tracker.set_tags(run_id, {f"info.{k}": v for k, v in result.info.items()})
+        self.tracker.log_final(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)},
+                               {f"info.{k}": v for k, v in result.info.items()})  # fmt: skip
         # The cell is the commit point of exactly-once: only the worker still holding it may complete it.
         # (Dying right after this leaves the trial RUNNING with its metrics stored: the reaper reports it.)
         if not self.handle.cells.complete(name, claim.cell, self.id):
@@ -327,14 +330,24 @@ class Worker:
             if _STOP_REQUESTED.is_set():
                 raise WorkerStopped("signal received between trials")
             self.tracker.flush()  # writes spooled during a tracking outage, in order
-            retrying(lambda: reap_lost_workers(self.handle, self.tracker), what="look for lost workers")
+            self._reap(force=False)
             claim = self.handle.cells.claim(self.spec.name, self.opts.gpus, self.id)
-            if claim is None:
-                break
-            self.run_one(claim, summary)
+            if claim is None and self._reap(force=True) == 0:
+                break  # nothing waiting, and no lost cell to put back in the queue
+            if claim is not None:
+                self.run_one(claim, summary)
         self._drain_spool()
         log.info("worker %s done: %d complete, %d failed", self.id, len(summary.completed), len(summary.failed))
         return summary
+
+    def _reap(self, force: bool) -> int:
+        """Look for lost workers' cells at most every ``reap_every_s`` (it scans the study's running
+        trials: per claim, that cost would grow with the number of workers), and always before leaving."""
+        now = time.monotonic()
+        if not force and now < self._next_reap:
+            return 0
+        self._next_reap = now + reap_every_s()
+        return retrying(lambda: reap_lost_workers(self.handle, self.tracker), what="look for lost workers")
 
     def _drain_spool(self, wait_s: float = 120.0) -> None:
         deadline = time.monotonic() + wait_s

@@ -1,0 +1,34 @@
+"""Database URLs, engines and connection pooling."""
+
+import pytest
+
+from tornadostudy.errors import UserInputError
+from tornadostudy.study.storage import _engine_kwargs, db_pool_size, resolve_storage_url
+
+
+def test_postgres_keeps_one_pooled_connection_per_process_unless_told_not_to(monkeypatch):
+    monkeypatch.delenv("TORNADOSTUDY_DB_POOL", raising=False)
+    pooled = _engine_kwargs("postgresql+psycopg2://u@h/db")
+    assert (pooled["pool_size"], pooled["max_overflow"], pooled["pool_pre_ping"]) == (1, 2, True)
+    monkeypatch.setenv("TORNADOSTUDY_DB_POOL", "0")
+    from sqlalchemy.pool import NullPool
+
+    assert _engine_kwargs("postgresql+psycopg2://u@h/db")["poolclass"] is NullPool
+    assert "pool_size" not in _engine_kwargs("sqlite:///x.db")
+
+
+@pytest.mark.parametrize("value, needle", [("many", "is not a whole number"), ("-1", "is negative")])
+def test_a_bad_pool_setting_is_named(monkeypatch, value, needle):
+    monkeypatch.setenv("TORNADOSTUDY_DB_POOL", value)
+    with pytest.raises(UserInputError, match=f"TORNADOSTUDY_DB_POOL.*{needle}"):
+        db_pool_size()
+
+
+def test_storage_url_precedence_and_bad_urls(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORNADOSTUDY_STORAGE", "sqlite:///env.db")
+    # Relative SQLite paths are made absolute, so workers started elsewhere find the same file.
+    assert resolve_storage_url("sqlite:///cli.db") == f"sqlite:///{tmp_path}/cli.db"
+    assert resolve_storage_url() == f"sqlite:///{tmp_path}/env.db"
+    with pytest.raises(UserInputError, match="is not a database URL"):
+        resolve_storage_url("mongodb://x")
