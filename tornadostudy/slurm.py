@@ -52,6 +52,7 @@ class SbatchJob:
     extra: tuple[str, ...] = field(default_factory=tuple)
     # Worker processes per array task, sharing its GPUs (for trials too small to fill a GPU).
     workers_per_task: int = 1
+    db_pool: int | None = None  # TORNADOSTUDY_DB_POOL for the workers (None: their default)
 
     def __post_init__(self) -> None:
         if any(ord(c) < 32 for c in self.study):
@@ -89,6 +90,8 @@ def render_sbatch(job: SbatchJob) -> str:
     env = [f"export TORNADOSTUDY_STORAGE={q(strip_password(job.storage_url))}"]
     if job.tracking_uri:
         env.append(f"export MLFLOW_TRACKING_URI={q(strip_password(job.tracking_uri))}")
+    if job.db_pool is not None:
+        env.append(f"export TORNADOSTUDY_DB_POOL={int(job.db_pool)}")
     command = " ".join(q(part) for part in [job.python, "-m", "tornadostudy", "worker", job.study, "--gpus",
                                             str(job.gpus)])  # fmt: skip
     head = [

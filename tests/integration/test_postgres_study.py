@@ -80,3 +80,18 @@ def test_thirty_two_workers_log_straight_to_postgresql_without_errors(postgres_f
 
     runs = Tracker(resolve_storage_url(tracking)).trial_runs(handle.experiment_id)
     assert len(runs) == 32 and {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_submit_falls_back_to_no_idle_connections_when_the_server_limit_is_near(postgres_factory, study_env, tmp_path):
+    from tornadostudy.study.submit import SubmitOptions, connections_fit, plan_jobs
+
+    folder, env = study_env
+    url = resolve_storage_url(postgres_factory())
+    spec = load_spec(write_sim_spec(folder, search="num_gpus = [1]\nbatch_size = [128, 256]"))
+    create_study(spec, url, env["MLFLOW_TRACKING_URI"])
+    handle = StudyHandle.open(spec.name, url)
+    assert connections_fit(handle, 2) and not connections_fit(handle, 100_000)
+    few = plan_jobs(handle, SubmitOptions(gpus=(1,), array=2, log_dir=str(tmp_path)))
+    assert "TORNADOSTUDY_DB_POOL" not in few[0].script
+    many = plan_jobs(handle, SubmitOptions(gpus=(1,), array=5000, log_dir=str(tmp_path)))
+    assert "export TORNADOSTUDY_DB_POOL=0" in many[0].script

@@ -45,6 +45,20 @@ def gpu_counts(handle: StudyHandle) -> list[int]:
     return sorted(handle.spec.constants.get("num_gpus", 0) if c is None else c for c in counts)
 
 
+def connections_fit(handle: StudyHandle, wanted: int) -> bool:
+    """Whether PostgreSQL can give ``wanted`` more connections and keep a fifth of its limit free
+    (for peaks, ``status`` and the people looking). SQLite has no limit."""
+    engine = handle.cells.engine
+    if engine.dialect.name != "postgresql":
+        return True
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        limit = int(conn.execute(sa.text("SHOW max_connections")).scalar())
+        used = int(conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity")).scalar())
+    return used + wanted <= 0.8 * limit
+
+
 def plan_jobs(handle: StudyHandle, opts: SubmitOptions) -> list[SubmittedJob]:
     present = gpu_counts(handle)
     if not present:
@@ -58,15 +72,25 @@ def plan_jobs(handle: StudyHandle, opts: SubmitOptions) -> list[SubmittedJob]:
         )
     if skipped:
         log.warning("cells needing %s GPU(s) are not submitted (not in --gpus)", skipped)
-    tracking = opts.tracking_uri or handle.stored_tracking_uri
+    tracking = opts.tracking_uri or handle.stored_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     log_dir = str(Path(opts.log_dir).resolve())
+    per_worker = 2 if (tracking or "").startswith("postgresql") else 1  # idle connections a worker keeps
+    workers = opts.array * len(chosen) * opts.workers_per_task
+    pool = None if connections_fit(handle, workers * per_worker) else 0
+    if pool == 0:
+        log.warning(
+            "%d workers would keep %d idle connections, more than the study database allows: the "
+            "scripts set TORNADOSTUDY_DB_POOL=0 (a connection per operation)",
+            workers,
+            workers * per_worker,
+        )
     jobs = []
     for gpus in chosen:
         job = SbatchJob(
             study=handle.name, gpus=gpus, array=opts.array, python=sys.executable, log_dir=log_dir,
             storage_url=handle.url, tracking_uri=tracking or os.environ.get("MLFLOW_TRACKING_URI"),
             partition=opts.partition, time=opts.time, account=opts.account, cpus_per_task=opts.cpus_per_task,
-            extra=opts.extra, workers_per_task=opts.workers_per_task,
+            extra=opts.extra, workers_per_task=opts.workers_per_task, db_pool=pool,
         )  # fmt: skip
         jobs.append(SubmittedJob(gpus, render_sbatch(job)))
     return jobs
