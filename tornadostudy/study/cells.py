@@ -4,7 +4,8 @@ Plain ``GridSampler`` lets parallel workers run a cell twice and never re-runs a
 every cell is a row; a worker claims one with a single ``UPDATE … RETURNING`` that only succeeds on a
 ``waiting`` row (PostgreSQL adds ``FOR UPDATE SKIP LOCKED`` so workers never queue on one row; SQLite
 serialises writers), so two workers can never hold the same cell. A failed cell goes back to
-``waiting`` until its attempts are spent. Expensive cells are claimed first (cost-aware order), which
+``waiting`` until its attempts are spent. Expensive cells are claimed first (cost-aware order, refitted to
+the wall times of finished cells by ``costs``), which
 shortens the makespan of a grid on many workers.
 
 States: waiting → running → complete | waiting (retry) | failed (attempts spent / not retryable).
@@ -191,7 +192,47 @@ class CellTable:
 
         return retrying(attempt, what="reap lost workers' cells")
 
+    def set_costs(self, study: str, costs: dict[int, float]) -> None:
+        """New costs for cells still waiting (one statement, many rows)."""
+        t = self.table
+        stmt = (t.update().where((t.c.study == study) & (t.c.cell == self.sa.bindparam("c"))
+                                 & (t.c.state == "waiting")).values(cost=self.sa.bindparam("v")))  # fmt: skip
+        rows = [{"c": cell, "v": float(cost)} for cell, cost in costs.items()]
+
+        def attempt():
+            with self.engine.begin() as conn:
+                conn.execute(stmt, rows)
+
+        if rows:
+            retrying(attempt, what="update cell costs")
+
     # --- reading -----------------------------------------------------------------------------------
+    def count(self, study: str, state: str) -> int:
+        t = self.table
+        query = self.sa.select(self.sa.func.count()).where((t.c.study == study) & (t.c.state == state))
+
+        def attempt():
+            with self.engine.connect() as conn:
+                return int(conn.execute(query).scalar())
+
+        return retrying(attempt, what="count cells")
+
+    def durations(self, study: str) -> list[tuple[dict[str, Any] | None, float]]:
+        """(params, seconds from the last claim to completion) of every complete cell."""
+        t = self.table
+        query = self.sa.select(t.c.params, t.c.claimed_at, t.c.finished_at).where(
+            (t.c.study == study) & (t.c.state == "complete"))  # fmt: skip
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [(None if r.params is None else json.loads(r.params), (r.finished_at or 0) - (r.claimed_at or 0))
+                for r in rows]  # fmt: skip
+
+    def waiting_params(self, study: str) -> list[tuple[int, dict[str, Any] | None]]:
+        t = self.table
+        query = self.sa.select(t.c.cell, t.c.params).where((t.c.study == study) & (t.c.state == "waiting"))
+        with self.engine.connect() as conn:
+            return [(r.cell, None if r.params is None else json.loads(r.params)) for r in conn.execute(query)]
+
     def claimable(self, study: str, num_gpus: int) -> bool:
         t = self.table
         query = (

@@ -9,7 +9,6 @@ MLflow; if a later step fails, what was written is removed again.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from tornadostudy.errors import UserInputError
 from tornadostudy.spec import Range, StudySpec
 from tornadostudy.study.cells import CellTable
+from tornadostudy.study.costs import cell_cost
 from tornadostudy.study.handle import (
     ATTR_CHECKPOINTS,
     ATTR_DATA,
@@ -31,7 +31,7 @@ from tornadostudy.study.handle import (
 from tornadostudy.study.storage import make_engine, optuna_storage
 from tornadostudy.urls import mask_url, url_has_password
 
-__all__ = ["CreateResult", "cell_cost", "create_study", "needed_multipliers"]
+__all__ = ["CreateResult", "create_study", "needed_multipliers"]
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,6 @@ def needed_multipliers(spec: StudySpec) -> set[int]:
     if isinstance(value, Range):
         return set(range(int(value.low), int(value.high) + 1))
     return {int(v) for v in value}
-
-
-def cell_cost(params: dict) -> float:
-    """Relative cost of a cell, for claiming the expensive ones first: samples seen, cheaper per
-    sample at larger batches (the paper's wall times fall roughly as batch^-0.4)."""
-    return params["epochs"] * params["data_multiplier"] * math.pow(128 / params["batch_size"], 0.4)
 
 
 def _grid_cells(spec: StudySpec) -> list[tuple[int, dict, int | None, float]]:

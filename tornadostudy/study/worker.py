@@ -23,6 +23,7 @@ from typing import Any
 from tornadostudy.errors import TrackingError, TrainingError
 from tornadostudy.spec import Range, StudySpec
 from tornadostudy.spool import Spool
+from tornadostudy.study.costs import CostRefiner
 from tornadostudy.study.handle import StudyHandle, make_sampler
 from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers
 from tornadostudy.study.storage import retrying
@@ -110,6 +111,7 @@ class Worker:
         self._next_reap = 0.0  # the first claim looks for lost workers
         self.handle = StudyHandle.open(opts.study, opts.storage_url)
         self.spec = self.handle.spec
+        self.costs = CostRefiner(self.handle.cells, self.spec.name) if self.spec.sampler == "grid" else None
         uri = resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri)
         self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri))
         self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
@@ -331,6 +333,8 @@ class Worker:
                 raise WorkerStopped("signal received between trials")
             self.tracker.flush()  # writes spooled during a tracking outage, in order
             self._reap(force=False)
+            if self.costs is not None:
+                self.costs.maybe_refit()
             claim = self.handle.cells.claim(self.spec.name, self.opts.gpus, self.id)
             if claim is None and self._reap(force=True) == 0:
                 break  # nothing waiting, and no lost cell to put back in the queue
