@@ -4,9 +4,8 @@ Plain ``GridSampler`` lets parallel workers run a cell twice and never re-runs a
 every cell is a row; a worker claims one with a single ``UPDATE … RETURNING`` that only succeeds on a
 ``waiting`` row (PostgreSQL adds ``FOR UPDATE SKIP LOCKED`` so workers never queue on one row; SQLite
 serialises writers), so two workers can never hold the same cell. A failed cell goes back to
-``waiting`` until its attempts are spent. Expensive cells are claimed first (cost-aware order, refitted to
-the wall times of finished cells by ``costs``), which
-shortens the makespan of a grid on many workers.
+``waiting`` until its attempts are spent. Expensive cells are claimed first (cost-aware order, refitted
+to the wall times of finished cells by ``costs``), which shortens the makespan of a grid on many workers.
 
 States: waiting → running → complete | waiting (retry) | failed (attempts spent / not retryable).
 """

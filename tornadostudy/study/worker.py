@@ -231,7 +231,8 @@ class Worker:
         reason = "cell was reassigned: this worker was presumed lost (no heartbeat)"
         log.warning("trial %d: %s; discarding its result", number, reason)
         try:
-            self.handle.storage.set_trial_user_attr(self.handle.trial_id(number), "fail_reason", reason)
+            retrying(lambda: self.handle.storage.set_trial_user_attr(self.handle.trial_id(number), "fail_reason",
+                                                                     reason), what="record the discard")  # fmt: skip
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # the reaper already recorded why
         self._finish(number, optuna.trial.TrialState.FAIL)
