@@ -158,7 +158,9 @@ def run_baseline(folder: Path, workers: int, quick: bool, scale: float, made: li
     optuna.create_study(study_name=spec.name, storage=storage)  # schema and study once, before workers
     experiment_id = MlflowClient(tracking).create_experiment(spec.name)
     n_train = _n_train(spec)  # the same prepared data the tornadostudy side uses
-    env = {**os.environ, "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool"}
+    # Plain MLflow settings: none of what tornadostudy's own Tracker set in this process.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_SQLALCHEMYSTORE_")}
+    env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
     procs = [subprocess.Popen([sys.executable, "-c", BASELINE_WORKER, str(spec_path), storage, tracking,
                                experiment_id, str(n_train), str(scale)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE) for _ in range(workers)]  # fmt: skip

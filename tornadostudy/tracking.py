@@ -34,6 +34,17 @@ def resolve_tracking_uri(cli: str | None = None, stored: str | None = None) -> s
     return normalize_db_url(uri)
 
 
+def _pool_settings(environ) -> None:
+    """How MLflow pools connections when workers log straight to PostgreSQL: at most one idle
+    connection each (none with TORNADOSTUDY_DB_POOL=0). On a cluster the MLflow server pools for all."""
+    if environ.get("TORNADOSTUDY_DB_POOL", "1").strip() == "0":
+        environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
+    elif "MLFLOW_SQLALCHEMYSTORE_POOLCLASS" not in environ:  # a pool class of the user's own: leave it alone
+        environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "1")
+        environ.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "2")
+        environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "300")
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -49,14 +60,7 @@ class Tracker:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
         if uri.startswith("postgresql"):
-            # Workers logging straight to the database keep at most one idle connection each (none with
-            # TORNADOSTUDY_DB_POOL=0); on a cluster, the MLflow server pools for all of them.
-            if os.environ.get("TORNADOSTUDY_DB_POOL", "1").strip() == "0":
-                os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
-            else:
-                os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "1")
-                os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "2")
-                os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "300")
+            _pool_settings(os.environ)
         try:
             from mlflow import MlflowClient
 
