@@ -98,3 +98,20 @@ def test_report_html_latex_and_its_bad_options(study_env):
         bad = run_cli("report", "sim", "--out", str(folder / "bad"), *args, env=env)
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and needle in bad.stderr, bad.stderr
         assert not (folder / "bad").exists()
+
+
+def test_report_without_a_reachable_mlflow_still_writes_everything_else(study_env):
+    folder, env = study_env
+    spec = write_sim_spec(folder, search="batch_size = [128, 256]\nepochs = [1, 2]")
+    assert run_cli("create", str(spec), env=env).returncode == 0
+    assert run_cli("worker", "sim", env=env).returncode == 0
+    out = folder / "rep"
+    away = run_cli("report", "sim", "--out", str(out), "--tracking-uri", "http://127.0.0.1:9", env=env)
+    assert away.returncode == 0, away.stderr
+    assert "report not logged to MLflow" in away.stdout and "again" in away.stdout
+    assert (out / "report.md").exists() and (out / "figures" / "pareto.png").exists()
+    assert not (out / "figures" / "curves_by_batch_size.png").exists()
+    assert "curves_by_batch_size: no 'accuracy' history" in (out / "report.md").read_text()
+    # Printing the tables needs no MLflow at all.
+    tables = run_cli("report", "sim", "--tracking-uri", "http://127.0.0.1:9", env=env)
+    assert tables.returncode == 0 and "Tables 8–9" in tables.stdout and not tables.stderr.strip()

@@ -8,7 +8,7 @@ import shlex
 import sys
 
 from tornadostudy.cli_args import int_list, name_list, positive_int
-from tornadostudy.errors import UserInputError
+from tornadostudy.errors import TrackingError, UserInputError
 
 __all__ = ["add_study_commands"]
 
@@ -124,8 +124,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise UserInputError("a pivot needs --rows, --cols and --value together (and optionally --by, --agg)")
     handle = StudyHandle.open(args.study, _storage(args))
     tracker = None
-    if not args.no_plots or (args.out and not args.no_log):
-        tracker = Tracker(resolve_tracking_uri(args.tracking_uri, handle.stored_tracking_uri))
+    figures = not args.no_plots and (args.out or args.format == "html")
+    if figures or (args.out and not args.no_log):
+        try:
+            tracker = Tracker(resolve_tracking_uri(args.tracking_uri, handle.stored_tracking_uri))
+        except TrackingError as exc:  # the tables do not need MLflow: report without curves and copy
+            print(f"warning: {exc}; the report is written without per-epoch curves and not logged to MLflow",
+                  file=sys.stderr)  # fmt: skip
     opts = ReportOptions(
         fmt=args.format,
         out=Path(args.out) if args.out else None,
@@ -142,7 +147,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return 0
     for path in report.files:
         print(f"wrote {path}")
-    if not args.no_log and opts.pivot is None:
+    if not args.no_log and opts.pivot is None and tracker is not None:
         print(log_report(tracker, handle.parent_run_id, opts.out))
     return 0
 

@@ -221,16 +221,25 @@ class CellTable:
         t = self.table
         query = self.sa.select(t.c.params, t.c.claimed_at, t.c.finished_at).where(
             (t.c.study == study) & (t.c.state == "complete"))  # fmt: skip
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+
+        def attempt():
+            with self.engine.connect() as conn:
+                return conn.execute(query).all()
+
+        rows = retrying(attempt, what="read finished cells")
         return [(None if r.params is None else json.loads(r.params), (r.finished_at or 0) - (r.claimed_at or 0))
                 for r in rows]  # fmt: skip
 
     def waiting_params(self, study: str) -> list[tuple[int, dict[str, Any] | None]]:
         t = self.table
         query = self.sa.select(t.c.cell, t.c.params).where((t.c.study == study) & (t.c.state == "waiting"))
-        with self.engine.connect() as conn:
-            return [(r.cell, None if r.params is None else json.loads(r.params)) for r in conn.execute(query)]
+
+        def attempt():
+            with self.engine.connect() as conn:
+                return conn.execute(query).all()
+
+        return [(r.cell, None if r.params is None else json.loads(r.params))
+                for r in retrying(attempt, what="read waiting cells")]  # fmt: skip
 
     def claimable(self, study: str, num_gpus: int) -> bool:
         t = self.table
