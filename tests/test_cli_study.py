@@ -77,11 +77,17 @@ def test_a_bad_spec_writes_nothing(study_env):
     assert not (folder / "study.db").exists() and not (folder / "mlflow.db").exists()
 
 
-def test_report_html_latex_and_its_bad_options(study_env):
+def _finished_study(study_env):
+    """A 4-cell simulate study over batch size and epochs, run to the end by one worker."""
     folder, env = study_env
     spec = write_sim_spec(folder, search="batch_size = [128, 256]\nepochs = [1, 2]")
     assert run_cli("create", str(spec), env=env).returncode == 0
     assert run_cli("worker", "sim", env=env).returncode == 0
+    return folder, env
+
+
+def test_report_html_latex_and_its_bad_options(study_env):
+    folder, env = _finished_study(study_env)
     out = folder / "rep"
     html = run_cli("report", "sim", "--format", "html", "--out", str(out), env=env)
     assert html.returncode == 0, html.stderr
@@ -101,10 +107,7 @@ def test_report_html_latex_and_its_bad_options(study_env):
 
 
 def test_report_without_a_reachable_mlflow_still_writes_everything_else(study_env):
-    folder, env = study_env
-    spec = write_sim_spec(folder, search="batch_size = [128, 256]\nepochs = [1, 2]")
-    assert run_cli("create", str(spec), env=env).returncode == 0
-    assert run_cli("worker", "sim", env=env).returncode == 0
+    folder, env = _finished_study(study_env)
     out = folder / "rep"
     away = run_cli("report", "sim", "--out", str(out), "--tracking-uri", "http://127.0.0.1:9", env=env)
     assert away.returncode == 0, away.stderr

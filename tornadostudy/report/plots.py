@@ -107,36 +107,47 @@ def _curves(df, params, group: str, metric: str, read: CurveReader | None, out: 
         figures.skipped.append(f"{name}: no {metric!r} history in the tracking server for this slice")
         return
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch by {group}\n{_describe(fixed)}")
+    _finish(fig, ax, fixed, out, name, f"{metric} per epoch by {group}",
+            f"Training {metric} per epoch, grouped by {group} (paper Figures 6–8)", figures,
+            xlabel="epoch", ylabel=metric)  # fmt: skip
+
+
+def _per_line_figure(df, params, name: str, x: str, lines: str, figures: Figures):
+    """The reference slice with ``x`` and ``lines`` free, and a new axes; None when ``x`` does not vary."""
+    if df[x].nunique() < 2:
+        figures.skipped.append(f"{name}: {x} does not vary in this study")
+        return None
+    part, fixed = reference_slice(df, params, (x, lines))
+    fig, ax = _plt().subplots(figsize=(6, 4))
+    return part, fixed, fig, ax
+
+
+def _finish(fig, ax, fixed, out: Path, name: str, title: str, caption: str, figures: Figures, **labels) -> None:
+    ax.set(title=f"{title}\n{_describe(fixed)}", **labels)
     ax.title.set_fontsize(8)
     ax.legend(fontsize=8)
-    _save(fig, out, name, f"Training {metric} per epoch, grouped by {group} (paper Figures 6–8)", figures)
+    _save(fig, out, name, caption, figures)
 
 
 def _wall_vs_batch(df, params, out: Path, figures: Figures) -> None:
-    if df["batch_size"].nunique() < 2:
-        figures.skipped.append("wall_vs_batch: batch_size does not vary in this study")
+    made = _per_line_figure(df, params, "wall_vs_batch", "batch_size", "data_multiplier", figures)
+    if made is None:
         return
-    part, fixed = reference_slice(df, params, ("batch_size", "data_multiplier"))
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    part, fixed, fig, ax = made
     for k, rows in part.groupby("data_multiplier", sort=True):
         mean = rows.groupby("batch_size")["wall_time_s"].mean()
         ax.plot(mean.index, mean.values, marker="o", label=f"data_multiplier={k}")
     ax.set_xscale("log", base=2)
-    ax.set(xlabel="batch size", ylabel="wall time (s)", title=f"Wall time vs batch size\n{_describe(fixed)}")
-    ax.title.set_fontsize(8)
-    ax.legend(fontsize=8)
-    _save(fig, out, "wall_vs_batch", "Wall time vs batch size, one line per data multiplier", figures)
+    _finish(fig, ax, fixed, out, "wall_vs_batch", "Wall time vs batch size",
+            "Wall time vs batch size, one line per data multiplier", figures,
+            xlabel="batch size", ylabel="wall time (s)")  # fmt: skip
 
 
 def _speedup(df, params, out: Path, figures: Figures) -> None:
-    if df["num_gpus"].nunique() < 2:
-        figures.skipped.append("speedup_vs_gpus: num_gpus does not vary in this study")
+    made = _per_line_figure(df, params, "speedup_vs_gpus", "num_gpus", "batch_size", figures)
+    if made is None:
         return
-    part, fixed = reference_slice(df, params, ("num_gpus", "batch_size"))
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    part, fixed, fig, ax = made
     gpus = sorted(part["num_gpus"].unique())
     base = gpus[0]
     for bs, rows in part.groupby("batch_size", sort=True):
@@ -144,10 +155,9 @@ def _speedup(df, params, out: Path, figures: Figures) -> None:
         if base in mean.index:
             ax.plot(mean.index, mean[base] / mean.values, marker="o", label=f"batch_size={bs}")
     ax.plot(gpus, [g / base for g in gpus], "k--", lw=1, label="ideal")
-    ax.set(xlabel="GPUs", ylabel=f"speed-up over {base} GPU(s)", title=f"Speed-up vs GPU count\n{_describe(fixed)}")
-    ax.title.set_fontsize(8)
-    ax.legend(fontsize=8)
-    _save(fig, out, "speedup_vs_gpus", "Speed-up vs number of GPUs, one line per batch size", figures)
+    _finish(fig, ax, fixed, out, "speedup_vs_gpus", "Speed-up vs GPU count",
+            "Speed-up vs number of GPUs, one line per batch size", figures,
+            xlabel="GPUs", ylabel=f"speed-up over {base} GPU(s)")  # fmt: skip
 
 
 def _pareto(records, params, skill: str, target: float, fastest, out: Path, figures: Figures) -> None:
