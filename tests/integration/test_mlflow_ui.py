@@ -59,6 +59,7 @@ def _shot(driver, tmp_path: Path, name: str) -> Path:
 
 
 def test_runs_are_grouped_by_a_param_in_the_mlflow_ui(browser, mlflow_server, study_env, tmp_path):
+    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -76,20 +77,39 @@ def test_runs_are_grouped_by_a_param_in_the_mlflow_ui(browser, mlflow_server, st
     assert "report/report.html" in logged and "report/figures" in logged
     assert len(tracker.list_artifacts(handle.parent_run_id, "report/figures")) >= 4
 
-    wait = WebDriverWait(browser, WAIT_S)
+    # The UI re-renders as data arrives: an element found a moment ago may be gone; look again.
+    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,
+                                                              ElementClickInterceptedException))  # fmt: skip
+
+    def click(find) -> None:
+        """Click what ``find(driver)`` returns, once it exists and takes the click."""
+
+        def attempt(d):
+            element = find(d)
+            if element is None:
+                return False
+            element.click()
+            return True
+
+        wait.until(attempt)
+
+    def first(elements):
+        return elements[0] if elements else None
+
     browser.get(f"{mlflow_server}/#/experiments/{handle.experiment_id}/runs")
     wait.until(lambda d: "17 matching runs" in d.find_element(By.TAG_NAME, "body").text)  # 16 trials + study
     for close in browser.find_elements(By.CSS_SELECTOR, "button[aria-label='Close']"):  # side panels
-        if close.is_displayed():
-            close.click()
+        try:
+            if close.is_displayed():
+                close.click()
+        except (StaleElementReferenceException, ElementClickInterceptedException):
+            pass  # a panel that went away by itself
     _shot(browser, tmp_path, "mlflow-runs.png")
 
-    group_by = wait.until(lambda d: [b for b in d.find_elements(By.TAG_NAME, "button") if b.text == "Group by"])
-    group_by[0].click()
+    click(lambda d: first([b for b in d.find_elements(By.TAG_NAME, "button") if b.text == "Group by"]))
     # The menu lists tags first, then params: take the param.
-    items = wait.until(lambda d: [i for i in d.find_elements(By.CSS_SELECTOR, "[role='menuitemcheckbox']")
-                                  if i.text == "batch_size"])  # fmt: skip
-    items[-1].click()
+    click(lambda d: ([i for i in d.find_elements(By.CSS_SELECTOR, "[role='menuitemcheckbox']")
+                      if i.text == "batch_size"] or [None])[-1])  # fmt: skip
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
 
     def groups(d) -> dict[str, str]:
@@ -102,7 +122,7 @@ def test_runs_are_grouped_by_a_param_in_the_mlflow_ui(browser, mlflow_server, st
     assert shot.stat().st_size > 10_000
 
     # The chart view draws the per-epoch accuracy curves of the groups.
-    (chart,) = browser.find_elements(By.CSS_SELECTOR, "input[type='radio'][value='CHART']")
+    chart = wait.until(lambda d: first(d.find_elements(By.CSS_SELECTOR, "input[type='radio'][value='CHART']")))
     browser.execute_script("arguments[0].click()", chart)
     wait.until(lambda d: "test_accuracy" in d.find_element(By.TAG_NAME, "body").text)
     _shot(browser, tmp_path, "mlflow-charts-by-batch-size.png")
