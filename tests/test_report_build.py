@@ -78,3 +78,23 @@ def test_log_report_uploads_under_report_and_survives_an_outage(tmp_path):
     assert tracker.calls == [("r1", str(tmp_path), "report")]
     line = log_report(FakeTracker(fail=True), "r1", tmp_path)
     assert line.startswith("report not logged to MLflow") and "again" in line
+
+
+def test_a_study_no_paper_layout_fits_says_so_and_points_to_the_pivot():
+    recs = [
+        {
+            "trial": i,
+            "learning_rate": lr,
+            "batch_size": 128,
+            "epochs": 5,
+            "data_multiplier": 1,
+            "num_gpus": 1,
+            "augmentation": "pre",
+            "wall_time_s": 10.0 + i,
+            "test_accuracy": 0.9,
+        }
+        for i, lr in enumerate((1e-3, 1e-4))
+    ]
+    report = build_report("s", recs, ["learning_rate", *PARAMS], ReportOptions())
+    assert report.blocks == [] and "No paper table layout fits this study" in report.text
+    assert "--rows PARAM --cols PARAM --value METRIC" in report.text and "no completed trials" not in report.text

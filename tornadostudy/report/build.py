@@ -105,7 +105,10 @@ def build_report(study: str, records: list[dict[str, Any]], params: list[str], o
             report.figures = make_figures(records, params, folder, skill=opts.skill, target=target,
                                           read_curve=read_curve)  # fmt: skip
             notes += [f"Figure not drawn — {why}." for why in report.figures.skipped]
-        report.text = render(blocks, opts.fmt, heading, plots=report.figures.made, notes=notes)
+        empty = "(no completed trials yet)" if not records else (
+            "No paper table layout fits this study: none of batch_size, data_multiplier, epochs, num_gpus varies. "
+            "Use a pivot: --rows PARAM --cols PARAM --value METRIC.")  # fmt: skip
+        report.text = render(blocks, opts.fmt, heading, plots=report.figures.made, notes=notes, empty=empty)
     if opts.out is not None:
         opts.out.mkdir(parents=True, exist_ok=True)
         path = opts.out / f"report.{opts.fmt}"

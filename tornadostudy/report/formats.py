@@ -88,7 +88,7 @@ def _html_table(block: Block) -> str:
     return f"<h3>{esc(block.title)}</h3>\n<table>\n{head}\n" + "\n".join(body) + "\n</table>"
 
 
-def _html(blocks: list[Block], heading: str, plots: list[tuple[str, Path]], notes: list[str]) -> str:
+def _html(blocks: list[Block], heading: str, plots: list[tuple[str, Path]], notes: list[str], empty: str) -> str:
     esc = html.escape
     parts = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(heading)}</title>",
              f"<style>{_CSS}</style></head><body>", f"<h1>{esc(heading)}</h1>"]  # fmt: skip
@@ -100,24 +100,26 @@ def _html(blocks: list[Block], heading: str, plots: list[tuple[str, Path]], note
             parts.append(f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
                          f"<figcaption>{esc(caption)}</figcaption></figure>")  # fmt: skip
     parts.append("<h2>Tables</h2>")
-    parts += [_html_table(b) for b in blocks] or [f"<p>{_EMPTY}</p>"]
+    parts += [_html_table(b) for b in blocks] or [f"<p>{esc(empty)}</p>"]
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
 def render(blocks: list[Block], fmt: str = "md", heading: str | None = None,
-           plots: list[tuple[str, Path]] | None = None, notes: list[str] | None = None) -> str:  # fmt: skip
-    """The whole report as text. Only HTML embeds ``plots`` (caption, PNG path); the others list no images."""
+           plots: list[tuple[str, Path]] | None = None, notes: list[str] | None = None,
+           empty: str = _EMPTY) -> str:  # fmt: skip
+    """The whole report as text. Only HTML embeds ``plots`` (caption, PNG path); the others list no images.
+    ``empty`` is what stands where the tables would be when there are none."""
     if fmt not in FORMATS:
         raise UserInputError(f"--format {fmt!r} is not valid: use one of {', '.join(FORMATS)}")
     notes = notes or []
     if fmt == "html":
-        return _html(blocks, heading or "tornadostudy report", plots or [], notes)
+        return _html(blocks, heading or "tornadostudy report", plots or [], notes, empty)
     if fmt == "md":
         head = (f"## {heading}\n\n" if heading else "") + "".join(f"{n}\n\n" for n in notes)
-        return head + ("\n\n".join(_markdown(b) for b in blocks) if blocks else _EMPTY) + "\n"
+        return head + ("\n\n".join(_markdown(b) for b in blocks) if blocks else empty) + "\n"
     if fmt == "latex":
         head = (f"% {heading}\n" if heading else "") + "".join(f"% {n}\n" for n in notes)
-        body = "\n\n".join(_latex(b) for b in blocks) if blocks else f"% {_EMPTY}"
+        body = "\n\n".join(_latex(b) for b in blocks) if blocks else f"% {empty}"
         return head + "% needs \\usepackage{booktabs}\n" + body + "\n"
-    return ("\n\n".join(_csv(b) for b in blocks) + "\n") if blocks else _EMPTY + "\n"
+    return ("\n\n".join(_csv(b) for b in blocks) + "\n") if blocks else empty + "\n"
