@@ -58,7 +58,9 @@ class Tracker:
             # Fail fast and let the spool keep the writes, instead of blocking training for minutes in
             # the client's own retry loop while the server is away.
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+            # A busy server may take long to answer: a request re-sent after a read timeout can create a
+            # run twice (create_run is not idempotent), so wait generously; a stopped server fails at once.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
         if uri.startswith("postgresql"):
             _pool_settings(os.environ)
         try:
