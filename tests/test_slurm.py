@@ -130,6 +130,14 @@ def test_several_workers_per_task_share_its_gpus_and_each_gets_slurms_signal(tmp
         assert lines == ["true -m tornadostudy worker paper-6.1 --gpus 2", "usr1"]
 
 
+def test_the_task_fails_when_one_of_its_workers_fails(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/bash\nmkdir "$0.lock" 2>/dev/null && exit 3\nexit 0\n')  # the first worker fails
+    fake.chmod(0o755)
+    (tmp_path / "job.sh").write_text(render_sbatch(_job(python=str(fake), workers_per_task=3)))
+    assert subprocess.run(["bash", str(tmp_path / "job.sh")], timeout=60).returncode == 3
+
+
 def test_workers_per_task_must_be_positive():
     with pytest.raises(UserInputError, match="--workers-per-task 0"):
         _job(workers_per_task=0)

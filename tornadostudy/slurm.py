@@ -123,10 +123,10 @@ def _shared_gpu_body(command: str, workers: int) -> list[str]:
         "# A trapped signal interrupts wait: wait again until each worker has really exited.",
         'for pid in "${pids[@]}"; do',
         "  while true; do",
-        '    if wait "$pid"; then break; fi',
-        "    rc=$?",
-        '    if ! kill -0 "$pid" 2>/dev/null; then [ "$rc" -gt "$status" ] && status=$rc; break; fi',
+        '    rc=0; wait "$pid" || rc=$?',
+        '    if [ "$rc" -eq 0 ] || ! kill -0 "$pid" 2>/dev/null; then break; fi',
         "  done",
+        '  if [ "$rc" -gt "$status" ]; then status=$rc; fi',
         "done",
         'exit "$status"',
     ]
