@@ -123,14 +123,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if any(pivot) and not all(pivot):
         raise UserInputError("a pivot needs --rows, --cols and --value together (and optionally --by, --agg)")
     handle = StudyHandle.open(args.study, _storage(args))
-    tracker = None
-    figures = not args.no_plots and (args.out or args.format == "html")
-    if figures or (args.out and not args.no_log):
-        try:
-            tracker = Tracker(resolve_tracking_uri(args.tracking_uri, handle.stored_tracking_uri))
-        except TrackingError as exc:  # the tables do not need MLflow: report without curves and copy
-            print(f"warning: {exc}; the report is written without per-epoch curves and not logged to MLflow",
-                  file=sys.stderr)  # fmt: skip
     opts = ReportOptions(
         fmt=args.format,
         out=Path(args.out) if args.out else None,
@@ -140,6 +132,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         pivot=Pivot(args.rows, args.cols, args.value, tuple(args.by or ()), args.agg) if all(pivot) else None,
     )
+    logs = opts.out is not None and opts.pivot is None and not args.no_log
+    tracker = None
+    if opts.draws_figures or logs:
+        try:
+            tracker = Tracker(resolve_tracking_uri(args.tracking_uri, handle.stored_tracking_uri))
+        except TrackingError as exc:  # the tables do not need MLflow: report without curves and copy
+            print(f"warning: {exc}; the report is written without per-epoch curves and not logged to MLflow",
+                  file=sys.stderr)  # fmt: skip
     report = build_report(args.study, completed_trials(handle), report_params(handle), opts,
                           read_curve=tracker.curve if tracker else None)  # fmt: skip
     if opts.out is None:
@@ -147,7 +147,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return 0
     for path in report.files:
         print(f"wrote {path}")
-    if not args.no_log and opts.pivot is None and tracker is not None:
+    if logs and tracker is not None:
         print(log_report(tracker, handle.parent_run_id, opts.out))
     return 0
 

@@ -154,7 +154,7 @@ class Tracker:
 
     def log_final(self, run_id: str, metrics: dict[str, float], tags: dict[str, Any]) -> bool:
         """A trial's final numbers (step 0) and its tags in one call."""
-        op = {"op": "final", "metrics": {k: float(v) for k, v in metrics.items()},
+        op = {"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()},
               "tags": {k: str(v) for k, v in tags.items()}, "step": 0, "ts": _now_ms()}  # fmt: skip
         return self._deliver(run_id, op)
 
@@ -168,16 +168,13 @@ class Tracker:
     def _apply(self, run_id: str, op: dict[str, Any]) -> None:
         from mlflow.entities import Metric, RunTag
 
-        if op["op"] == "metrics":
+        if op["op"] == "metrics":  # with "tags" too for a trial's final write
             batch = [Metric(k, v, op["ts"], op["step"]) for k, v in sorted(op["metrics"].items())]
-            self._call("log metrics", self.client.log_batch, run_id, metrics=batch)
+            tags = [RunTag(k, v) for k, v in op.get("tags", {}).items()]
+            self._call("log metrics", self.client.log_batch, run_id, metrics=batch, tags=tags)
         elif op["op"] == "history":
             batch = [Metric(k, v, op["ts"], step) for step, k, v in op["entries"]]
             self._call("log metric history", self.client.log_batch, run_id, metrics=batch)
-        elif op["op"] == "final":
-            batch = [Metric(k, v, op["ts"], op["step"]) for k, v in sorted(op["metrics"].items())]
-            tags = [RunTag(k, v) for k, v in op["tags"].items()]
-            self._call("log final metrics", self.client.log_batch, run_id, metrics=batch, tags=tags)
         elif op["op"] == "tags":
             self._call("set tags", self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in op["tags"].items()])
         elif op["op"] == "end":

@@ -48,6 +48,11 @@ class ReportOptions:
     plots: bool = True
     pivot: Pivot | None = None
 
+    @property
+    def draws_figures(self) -> bool:
+        """Figures go into the folder or the HTML page; a printed text report has none."""
+        return self.plots and self.pivot is None and (self.out is not None or self.fmt == "html")
+
 
 @dataclass
 class Report:
@@ -58,12 +63,11 @@ class Report:
     files: list[Path] = field(default_factory=list)
 
 
-def _skill_notes(records, params, skill: str, target: float, given: bool) -> list[str]:
+def _skill_notes(best, params, skill: str, target: float, given: bool) -> list[str]:
     sign = "≤" if skill in LOWER_IS_BETTER else "≥"
     how = "given" if given else "within 1 % of the best trial"
     notes = [f"Target skill: {skill} {sign} {target:.4g} ({how}); {TIME_TO_TARGET} is a trial's wall time "
              "if it reached the target, else 'not reached'."]  # fmt: skip
-    best = fastest_reaching(records, params, skill, target)
     if best is None:
         notes.append(f"No configuration reached {skill} {sign} {target:.4g} on the mean of its repeats.")
     else:
@@ -84,7 +88,7 @@ def build_report(study: str, records: list[dict[str, Any]], params: list[str], o
         blocks = pivot_blocks(records, p.rows, p.cols, p.value, p.by, p.agg)
         return Report(render(blocks, opts.fmt, heading), blocks, [])
     notes = [f"{len(records)} completed trial(s)."]
-    target = math.nan
+    target, fastest = math.nan, None
     if records:
         if opts.target is not None and not math.isfinite(opts.target):
             raise UserInputError(f"report: --target {opts.target} is not a finite number")
@@ -95,15 +99,15 @@ def build_report(study: str, records: list[dict[str, Any]], params: list[str], o
             )
         target = opts.target if opts.target is not None else default_target(records, opts.skill)
         records = add_time_to_target(records, opts.skill, target)
-        notes += _skill_notes(records, params, opts.skill, target, opts.target is not None)
+        fastest = fastest_reaching(records, params, opts.skill, target)
+        notes += _skill_notes(fastest, params, opts.skill, target, opts.target is not None)
     blocks = paper_blocks(records, opts.metrics)
     report = Report("", blocks, notes)
-    draw = opts.plots and records and (opts.out is not None or opts.fmt == "html")
     with tempfile.TemporaryDirectory(prefix="tornadostudy-report-") as scratch:
-        if draw:
+        if opts.draws_figures and records:
             folder = (opts.out / "figures") if opts.out else Path(scratch)
             report.figures = make_figures(records, params, folder, skill=opts.skill, target=target,
-                                          read_curve=read_curve)  # fmt: skip
+                                          read_curve=read_curve, fastest=fastest)  # fmt: skip
             notes += [f"Figure not drawn — {why}." for why in report.figures.skipped]
         empty = "(no completed trials yet)" if not records else (
             "No paper table layout fits this study: none of batch_size, data_multiplier, epochs, num_gpus varies. "

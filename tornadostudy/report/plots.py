@@ -185,8 +185,10 @@ def _pareto(records, params, skill: str, target: float, fastest, out: Path, figu
 
 
 def make_figures(records: list[dict[str, Any]], params: list[str], out: Path, *, skill: str, target: float,
-                 curve_metric: str = "accuracy", read_curve: CurveReader | None = None) -> Figures:  # fmt: skip
-    """Write every figure the study's dimensions allow into ``out``."""
+                 curve_metric: str = "accuracy", read_curve: CurveReader | None = None,
+                 fastest: dict[str, Any] | None = None) -> Figures:  # fmt: skip
+    """Write every figure the study's dimensions allow into ``out``. ``fastest``: the configuration
+    :func:`fastest_reaching` found, when the caller has it already."""
     import pandas as pd
 
     figures = Figures()
@@ -202,5 +204,7 @@ def make_figures(records: list[dict[str, Any]], params: list[str], out: Path, *,
         _wall_vs_batch(df, params, out, figures)
     if {"num_gpus", "batch_size"} <= set(df.columns):
         _speedup(df, params, out, figures)
-    _pareto(records, params, skill, target, fastest_reaching(records, params, skill, target), out, figures)
+    if fastest is None:
+        fastest = fastest_reaching(records, params, skill, target)
+    _pareto(records, params, skill, target, fastest, out, figures)
     return figures

@@ -206,15 +206,14 @@ class CellTable:
             retrying(attempt, what="update cell costs")
 
     # --- reading -----------------------------------------------------------------------------------
-    def count(self, study: str, state: str) -> int:
-        t = self.table
-        query = self.sa.select(self.sa.func.count()).where((t.c.study == study) & (t.c.state == state))
+    def _fetch_all(self, query, what: str) -> list:
+        """Every row of ``query``, retrying transient database errors."""
 
         def attempt():
             with self.engine.connect() as conn:
-                return int(conn.execute(query).scalar())
+                return conn.execute(query).all()
 
-        return retrying(attempt, what="count cells")
+        return retrying(attempt, what=what)
 
     def durations(self, study: str) -> list[tuple[dict[str, Any] | None, float]]:
         """(params, seconds from the last claim to completion) of every complete cell."""
@@ -222,11 +221,7 @@ class CellTable:
         query = self.sa.select(t.c.params, t.c.claimed_at, t.c.finished_at).where(
             (t.c.study == study) & (t.c.state == "complete"))  # fmt: skip
 
-        def attempt():
-            with self.engine.connect() as conn:
-                return conn.execute(query).all()
-
-        rows = retrying(attempt, what="read finished cells")
+        rows = self._fetch_all(query, "read finished cells")
         return [(None if r.params is None else json.loads(r.params), (r.finished_at or 0) - (r.claimed_at or 0))
                 for r in rows]  # fmt: skip
 
@@ -234,12 +229,8 @@ class CellTable:
         t = self.table
         query = self.sa.select(t.c.cell, t.c.params).where((t.c.study == study) & (t.c.state == "waiting"))
 
-        def attempt():
-            with self.engine.connect() as conn:
-                return conn.execute(query).all()
-
         return [(r.cell, None if r.params is None else json.loads(r.params))
-                for r in retrying(attempt, what="read waiting cells")]  # fmt: skip
+                for r in self._fetch_all(query, "read waiting cells")]  # fmt: skip
 
     def claimable(self, study: str, num_gpus: int) -> bool:
         t = self.table

@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from tornadostudy.study.storage import retrying
+
 __all__ = ["CostRefiner", "cell_cost", "fit_costs"]
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ class CostRefiner:
         if now < self._next:
             return False
         self._next = now + self.every_s
-        done = self.cells.count(self.study, "complete")
+        done = retrying(lambda: self.cells.counts(self.study)["complete"], what="count finished cells")
         if done < MIN_FINISHED or done < 1.25 * self._fitted_on:
             return False
         return self.refit()

@@ -88,7 +88,7 @@ def plan_jobs(handle: StudyHandle, opts: SubmitOptions) -> list[SubmittedJob]:
     for gpus in chosen:
         job = SbatchJob(
             study=handle.name, gpus=gpus, array=opts.array, python=sys.executable, log_dir=log_dir,
-            storage_url=handle.url, tracking_uri=tracking or os.environ.get("MLFLOW_TRACKING_URI"),
+            storage_url=handle.url, tracking_uri=tracking,
             partition=opts.partition, time=opts.time, account=opts.account, cpus_per_task=opts.cpus_per_task,
             extra=opts.extra, workers_per_task=opts.workers_per_task, db_pool=pool,
         )  # fmt: skip

@@ -42,8 +42,9 @@ def completed_trials(handle: StudyHandle) -> list[dict[str, Any]]:
         by_id[trial_id] = {"trial": number, "cell": None, "run_id": None, **handle.spec.constants}
     distributions: dict[str, Any] = {}
     for trial_id, name, internal, dist_json in params:
-        dist = distributions.get(dist_json) or distributions.setdefault(dist_json, json_to_distribution(dist_json))
-        by_id[trial_id][name] = dist.to_external_repr(internal)
+        if dist_json not in distributions:
+            distributions[dist_json] = json_to_distribution(dist_json)
+        by_id[trial_id][name] = distributions[dist_json].to_external_repr(internal)
     for trial_id, key, value_json in attrs:
         value = json.loads(value_json)
         if key == "metrics":
