@@ -2,7 +2,8 @@
 
 import pytest
 
-from tornadostudy.tracking import Tracker, _pool_settings
+from tornadostudy.errors import TrackingError
+from tornadostudy.tracking import RUN_KEY_TAG, Tracker, _pool_settings, new_run_key
 
 
 @pytest.mark.parametrize(
@@ -35,3 +36,39 @@ def test_final_metrics_and_tags_arrive_in_one_call(tmp_path):
     experiment_tags = tracker.client.get_experiment(experiment).tags
     assert experiment_tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs
     assert tracker.curve(run_id, "test_auc") == [(0, 0.8)]
+
+
+def test_a_create_whose_answer_was_lost_is_reused_not_made_twice(tmp_path):
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment, _ = tracker.ensure_experiment("s")
+    original = tracker.client.create_run
+
+    def create_then_lose_the_answer(*args, **kwargs):
+        original(*args, **kwargs)
+        raise ConnectionError("read timed out")
+
+    tracker.client.create_run = create_then_lose_the_answer
+    key = new_run_key()
+    with pytest.raises(TrackingError):
+        tracker.start_trial_run(experiment, None, "trial", {"batch_size": 128}, {}, run_key=key)
+    tracker.client.create_run = original
+    run_id = tracker.start_trial_run(experiment, None, "trial", {"batch_size": 128}, {}, run_key=key, reuse=True)
+    runs = tracker.trial_runs(experiment)
+    assert [r.info.run_id for r in runs] == [run_id]
+    assert runs[0].data.params == {"batch_size": "128"} and runs[0].data.tags[RUN_KEY_TAG] == key
+    # Another trial's key finds nothing, so its retry creates its own run.
+    other = tracker.start_trial_run(experiment, None, "trial 2", {}, {}, run_key=new_run_key(), reuse=True)
+    assert other != run_id and len(tracker.trial_runs(experiment)) == 2
+
+
+def test_runs_made_late_under_the_same_key_are_dropped_keeping_the_recorded_one(tmp_path):
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment, _ = tracker.ensure_experiment("s")
+    key = new_run_key()
+    kept = tracker.start_trial_run(experiment, None, "trial", {}, {}, run_key=key)
+    late = tracker.start_trial_run(experiment, None, "trial", {}, {}, run_key=key)  # the held create arriving
+    unrelated = tracker.start_trial_run(experiment, None, "other", {}, {}, run_key=new_run_key())
+    assert tracker.drop_duplicate_runs(experiment, key, keep=kept) == [late]
+    assert {r.info.run_id for r in tracker.trial_runs(experiment)} == {kept, unrelated}
+    with pytest.raises(TrackingError, match="not alphanumeric"):
+        tracker.runs_with_key(experiment, "x' OR '1'='1")

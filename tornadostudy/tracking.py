@@ -10,18 +10,26 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from typing import Any
 
 from tornadostudy.errors import TrackingError, UserInputError
 from tornadostudy.spool import Spool
 from tornadostudy.urls import mask_url, normalize_db_url
 
-__all__ = ["DEFAULT_TRACKING_URI", "Tracker", "resolve_tracking_uri"]
+__all__ = ["DEFAULT_TRACKING_URI", "RUN_KEY_TAG", "Tracker", "new_run_key", "resolve_tracking_uri"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PARENT_TAG = "mlflow.parentRunId"
+# A key the worker makes before it asks for a trial run: a create whose answer was lost can be found again
+# under it instead of being made twice (MLflow's create_run has no idempotency key of its own).
+RUN_KEY_TAG = "tornadostudy.run_key"
+
+
+def new_run_key() -> str:
+    return uuid.uuid4().hex
 
 
 def resolve_tracking_uri(cli: str | None = None, stored: str | None = None) -> str:
@@ -52,14 +60,19 @@ def _now_ms() -> int:
 class Tracker:
     """A thin wrapper over ``MlflowClient`` that speaks in studies and trials."""
 
-    def __init__(self, uri: str, spool: Spool | None = None) -> None:
+    def __init__(self, uri: str, spool: Spool | None = None, own_retries: bool = False) -> None:
+        """``own_retries``: the caller retries or spools every call itself (a worker), so the HTTP client
+        must not re-send on its own — a re-sent create_run whose first answer was only late makes a
+        second run that the caller's run key cannot see."""
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         if uri.startswith("http"):
             # Fail fast and let the spool keep the writes, instead of blocking training for minutes in
             # the client's own retry loop while the server is away.
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-            # A busy server may take long to answer: a request re-sent after a read timeout can create a
-            # run twice (create_run is not idempotent), so wait generously; a stopped server fails at once.
+            if own_retries:  # even over a user's setting: a transport re-send is what makes duplicates
+                os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+            else:
+                os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            # A busy server may take long to answer; a stopped server fails at once.
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
         if uri.startswith("postgresql"):
             _pool_settings(os.environ)
@@ -120,22 +133,63 @@ class Tracker:
 
     # --- trials ----------------------------------------------------------------------------------
     def start_trial_run(
-        self, experiment_id: str, parent_run_id: str | None, run_name: str, params: dict[str, Any], tags: dict[str, Any]
+        self,
+        experiment_id: str,
+        parent_run_id: str | None,
+        run_name: str,
+        params: dict[str, Any],
+        tags: dict[str, Any],
+        run_key: str | None = None,
+        reuse: bool = False,
     ) -> str:
+        """A trial's run, tagged with ``run_key``. With ``reuse`` (a retry after a failed attempt) a run
+        already made under the key — its answer lost on the way back — is taken instead of a new one."""
         from mlflow.entities import Param
 
-        all_tags = {"tornadostudy.role": "trial", **{k: str(v) for k, v in tags.items()}}
-        if parent_run_id:
-            all_tags[PARENT_TAG] = parent_run_id
-        run = self._call("create a trial run", self.client.create_run, experiment_id, run_name=run_name, tags=all_tags)
-        run_id = run.info.run_id
-        self._call(
+        found = self.runs_with_key(experiment_id, run_key) if reuse and run_key else []
+        if found:
+            run_id = found[0]
+            log.warning("reusing MLflow run %s made by an earlier attempt whose answer was lost", run_id)
+        else:
+            all_tags = {"tornadostudy.role": "trial", **{k: str(v) for k, v in tags.items()}}
+            if parent_run_id:
+                all_tags[PARENT_TAG] = parent_run_id
+            if run_key:
+                all_tags[RUN_KEY_TAG] = run_key
+            run = self._call(
+                "create a trial run", self.client.create_run, experiment_id, run_name=run_name, tags=all_tags
+            )
+            run_id = run.info.run_id
+        self._call(  # logging the same params again (a retry) is allowed by MLflow
             "log trial params",
             self.client.log_batch,
             run_id,
             params=[Param(k, str(v)) for k, v in sorted(params.items())],
         )
         return run_id
+
+    def runs_with_key(self, experiment_id: str, run_key: str) -> list[str]:
+        """Ids of the live runs tagged with ``run_key``, oldest first."""
+        if not run_key.isalnum():  # keys are made by new_run_key(); never put other text into a filter
+            raise TrackingError(f"run key {run_key!r} is not alphanumeric")
+        runs = self._call(
+            "look up a run by its key",
+            self.client.search_runs,
+            [experiment_id],
+            filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=100,
+        )
+        return [r.info.run_id for r in runs]
+
+    def drop_duplicate_runs(self, experiment_id: str, run_key: str, keep: str) -> list[str]:
+        """Delete runs made under ``run_key`` other than ``keep`` — creates a timed-out attempt left
+        behind, which the server finished after the retry looked. Returns the deleted ids."""
+        extra = [run_id for run_id in self.runs_with_key(experiment_id, run_key) if run_id != keep]
+        for run_id in extra:
+            log.warning("deleting duplicate MLflow run %s (same trial as %s)", run_id, keep)
+            self._call("delete a duplicate run", self.client.delete_run, run_id)
+        return extra
 
     # Writes to an existing run go through _deliver: with a spool they survive a tracking outage.
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> bool:

@@ -78,3 +78,88 @@ def test_postgresql_restart_mid_study_loses_no_trial(postgres_url, study_env):
     tracker = Tracker(env["MLFLOW_TRACKING_URI"])
     runs = [r for r in tracker.trial_runs(handle.experiment_id) if r.info.status == "FINISHED"]
     assert len(runs) == 6
+
+
+class _RunCreateSabotage:
+    """An HTTP proxy in front of the MLflow server that spoils the first two create_run calls: the first
+    reaches the server but its answer is lost; the second is held until after the client gave up and
+    tried again, then reaches the server late (and its answer is lost too). Everything else passes."""
+
+    def __init__(self, upstream: str, hold_s: float) -> None:
+        import http.client
+        import http.server
+        import urllib.parse
+
+        target = urllib.parse.urlsplit(upstream)
+        sabotage = self
+        self.creates = 0
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _relay(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                nth = 0
+                if self.path.endswith("/runs/create"):
+                    with sabotage.lock:
+                        sabotage.creates += 1
+                        nth = sabotage.creates
+                if nth == 2:
+                    time.sleep(hold_s)
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                conn.close()
+                if nth in (1, 2):
+                    self.close_connection = True  # the run exists now; the client never hears of it
+                    return
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_lost_or_late_run_creation_answers_make_no_duplicate_run(mlflow_server, postgres_url, study_env):
+    folder, env = study_env
+    proxy = _RunCreateSabotage(mlflow_server, hold_s=8.0)
+    # The worker gives up on an answer after 3 s and tries again 2 s later: the held create reaches the
+    # server after that retry looked for it, so only the clean-up at the trial's end can catch it.
+    env = {**env, "TORNADOSTUDY_STORAGE": postgres_url, "MLFLOW_TRACKING_URI": proxy.url,
+           "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"}  # fmt: skip
+    spec = load_spec(write_sim_spec(folder, search="epochs = [100]\nbatch_size = [64, 128, 256]", time_scale=1.0))
+    create_study(spec, resolve_storage_url(postgres_url), mlflow_server)
+    try:
+        results = wait_all(start_workers(spec.name, 1, env))
+    finally:
+        proxy.close()
+    assert results[0][0] == 0, results[0][2][-800:]
+    # Trial 1: its lost create is found again (no second create). Trial 2: held, then made anew. Trial 3.
+    assert proxy.creates == 4
+    log = results[0][2]
+    assert "reusing MLflow run" in log and "deleting duplicate MLflow run" in log, log[-3000:]
+
+    handle = StudyHandle.open(spec.name, resolve_storage_url(postgres_url))
+    assert study_status(handle)["complete"] == 3
+    tracker = Tracker(mlflow_server)
+    runs = tracker.trial_runs(handle.experiment_id)
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}, [(r.info.run_name, r.info.status)
+                                                                                for r in runs]  # fmt: skip
+    recorded = {t.user_attrs["mlflow_run_id"] for t in handle.study.get_trials(deepcopy=False)}
+    assert recorded == {r.info.run_id for r in runs}
+    _curves_are_whole(tracker, runs, 100)

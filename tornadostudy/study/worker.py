@@ -27,6 +27,7 @@ from tornadostudy.study.costs import CostRefiner
 from tornadostudy.study.handle import StudyHandle, make_sampler
 from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers
 from tornadostudy.study.storage import retrying
+from tornadostudy.study.trial_run import trial_run
 from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams, make_trainer
 from tornadostudy.train.checkpoint import TrialInterrupted, load_state
 from tornadostudy.train.checkpoint import clear as clear_checkpoint
@@ -113,7 +114,8 @@ class Worker:
         self.spec = self.handle.spec
         self.costs = CostRefiner(self.handle.cells, self.spec.name) if self.spec.sampler == "grid" else None
         uri = resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri)
-        self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri))
+        # Every tracking call of a worker is retried (run creation) or spooled (writes) here.
+        self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri), own_retries=True)
         self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
         self.tags = {
             "study": self.spec.name,
@@ -159,23 +161,20 @@ class Worker:
         return trial.number, retrying(lambda: _suggest(trial, self.spec), what="sample the trial's parameters")
 
     def run_one(self, claim, summary: WorkerSummary) -> None:
-        import optuna
-
-        name = self.spec.name
         number, params = self._start_trial(claim)
         trial_params = TrialParams.from_mapping(params)
         run_tags = {**self.tags, "trial_number": number, "cell": claim.cell, "attempt": claim.attempt}
         if claim.previous_run_id:
             run_tags["retry_of_run"] = claim.previous_run_id
-        run_id = _tracking_retry(
-            lambda: self.tracker.start_trial_run(
-                self.handle.experiment_id,
-                self.handle.parent_run_id,
-                f"{trial_params.label()} #{number}",
-                {**params, "per_replica_batch_size": trial_params.batch_size // max(trial_params.num_gpus, 1)},
-                run_tags,
-            )
-        )
+        run_params = {**params, "per_replica_batch_size": trial_params.batch_size // max(trial_params.num_gpus, 1)}
+        with trial_run(self.tracker, self.handle.experiment_id, self.handle.parent_run_id,
+                       f"{trial_params.label()} #{number}", run_params, run_tags) as run_id:  # fmt: skip
+            self._run_trial(claim, number, params, trial_params, run_id, summary)
+
+    def _run_trial(self, claim, number: int, params: dict[str, Any], trial_params, run_id: str, summary) -> None:
+        import optuna
+
+        name = self.spec.name
         storage = self.handle.storage
         trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
         retrying(lambda: storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id), what="record the run id")
@@ -361,20 +360,6 @@ class Worker:
         if left:
             log.warning("%d run(s) still spooled in %s: run 'tornadostudy tracking sync' once MLflow is back",
                         len(left), self.tracker.spool.folder)  # fmt: skip
-
-
-def _tracking_retry(fn, budget_s: float = 600.0):
-    """Creating a run needs MLflow: wait for it (bounded, logged) rather than train untracked."""
-    deadline, delay = time.monotonic() + budget_s, 2.0
-    while True:
-        try:
-            return fn()
-        except TrackingError as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("MLflow unavailable (%s); retrying in %.0fs", str(exc)[:200], delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
 
 class WorkerStopped(BaseException):
