@@ -5,7 +5,7 @@ augmentation on the CPU in Python, batch by batch, in a generator (the role Imag
 tornadostudy: tf.data over the prepared arrays, XLA-compiled steps, live augmentation inside the compiled
 step. Steady-state samples/s exclude each run's first (tracing/compiling) epoch.
 
-    python benchmarks/bench_training.py              # 3,000 storms, 4 epochs, batch 128
+    python benchmarks/bench_training.py              # 3,000 storms, 10 epochs, batch 128
     python benchmarks/bench_training.py --quick      # seconds; what the test suite runs
 
 Prints a table, then ``ratio=`` (tornadostudy ÷ baseline steady samples/s, pre-augmented).
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs")
     parser.add_argument("--storms", type=int, default=3000)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args(argv)
     storms, epochs = (400, 2) if args.quick else (args.storms, args.epochs)

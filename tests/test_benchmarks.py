@@ -28,3 +28,21 @@ def test_training_benchmark_runs():
 def test_data_benchmark_runs():
     out = _run("bench_data.py")
     assert "tornadostudy prepare" in out and "baseline (in memory)" in out
+
+
+@pytest.mark.parametrize(
+    "ready, total, longest, expected",
+    [
+        ([0, 0, 0, 0], 100, 5, 25),  # all ready at once: total / W
+        ([0, 2], 10, 1, 6),  # the late worker adds M − 2 seconds: M + (M − 2) = 10
+        ([0, 10], 10, 2, 10),  # the first worker alone finishes before the second is ready
+        ([0, 0], 1, 5, 5),  # the longest cell bounds it
+    ],
+)
+def test_orchestration_bound_counts_only_the_time_each_worker_was_ready(ready, total, longest, expected):
+    sys.path.insert(0, str(BENCH))
+    try:
+        from bench_orchestration import _bound
+    finally:
+        sys.path.remove(str(BENCH))
+    assert _bound(ready, total, longest) == pytest.approx(expected)

@@ -110,3 +110,35 @@ def test_tensorflow_warp_is_the_same_function():
     )
     out = live(tf.constant(_vortex(32))).numpy()
     assert out.shape == (32, 32, 32, 3) and (_vorticity(out) > 0).all()
+
+
+def _bilinear_reference(images, src_x, src_y):
+    """Plain per-pixel bilinear sampling with edge clamping, written independently of ``warp``."""
+    n, h, w, _ = images.shape
+    out = np.empty_like(images)
+    for b in range(n):
+        for i in range(h):
+            for j in range(w):
+                x, y = src_x[b, i, j], src_y[b, i, j]
+                x0, y0 = math.floor(x), math.floor(y)
+                x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+                fx, fy = x - x0, y - y0
+                out[b, i, j] = ((1 - fy) * ((1 - fx) * images[b, y0, x0] + fx * images[b, y0, x1])
+                                + fy * ((1 - fx) * images[b, y1, x0] + fx * images[b, y1, x1]))  # fmt: skip
+    return out
+
+
+def test_warp_samples_bilinearly_with_edge_clamping():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(4, 32, 32, 3)).astype(np.float32)
+    params = sample_params(rng, 4, AugmentConfig(max_rotation_deg=40, max_shift_px=8, max_zoom=1.5))
+    # The source coordinates of the inverse map, as the module documents it.
+    c = 15.5
+    grid_y, grid_x = np.meshgrid(np.arange(32.0), np.arange(32.0), indexing="ij")
+    cos, sin, zoom = (v[:, None, None] for v in (np.cos(params.angle), np.sin(params.angle), params.zoom))
+    rel_x = grid_x[None] - c - params.shift_x[:, None, None]
+    rel_y = grid_y[None] - c - params.shift_y[:, None, None]
+    src_x = np.clip((cos * rel_x + sin * rel_y) / zoom + c, 0, 31)
+    src_y = np.clip((cos * rel_y - sin * rel_x) / zoom + c, 0, 31)
+    expected = _bilinear_reference(x, src_x, src_y)
+    np.testing.assert_allclose(warp(x, params, vector_channels=None), expected, atol=1e-4)
