@@ -142,3 +142,12 @@ def test_warp_samples_bilinearly_with_edge_clamping():
     src_y = np.clip((cos * rel_y - sin * rel_x) / zoom + c, 0, 31)
     expected = _bilinear_reference(x, src_x, src_y)
     np.testing.assert_allclose(warp(x, params, vector_channels=None), expected, atol=1e-4)
+
+
+def test_numpy_augmentation_in_chunks_is_the_same_as_in_one_piece(monkeypatch):
+    from tornadostudy.data import augment
+
+    x = np.random.default_rng(8).normal(size=(10, 32, 32, 3)).astype(np.float32)
+    whole = augment_numpy(x, np.random.default_rng(9), AugmentConfig())
+    monkeypatch.setattr(augment, "_NUMPY_CHUNK", 3)
+    np.testing.assert_array_equal(augment_numpy(x, np.random.default_rng(9), AugmentConfig()), whole)

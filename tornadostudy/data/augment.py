@@ -170,19 +170,27 @@ def warp(
     return xp.concatenate(parts, axis=-1)
 
 
+# The warp holds ~8 copies of its input at once (neighbour stack, gathered corners): bound that for
+# callers that pass a whole data set.
+_NUMPY_CHUNK = 4096
+
+
 def augment_numpy(
     images: np.ndarray, rng: np.random.Generator, config: AugmentConfig, mean=None, scale=None
 ) -> np.ndarray:
     """Randomly transform a batch in numpy (used to write pre-augmented training sets)."""
     params = sample_params(rng, len(images), config)
-    out = warp(
-        np.asarray(images, dtype=np.float32),
-        params,
-        vector_channels=config.vector_channels,
-        mean=mean,
-        scale=scale,
-    )
-    return out.astype(np.float32, copy=False)
+    out = np.empty((len(images), *images.shape[1:]), dtype=np.float32)
+    for start in range(0, len(images), _NUMPY_CHUNK):
+        part = slice(start, start + _NUMPY_CHUNK)
+        out[part] = warp(
+            np.asarray(images[part], dtype=np.float32),
+            TransformParams(params.angle[part], params.zoom[part], params.shift_x[part], params.shift_y[part]),
+            vector_channels=config.vector_channels,
+            mean=mean,
+            scale=scale,
+        )
+    return out
 
 
 def augment_tf(images, config: AugmentConfig, mean=None, scale=None, uniform=None):
