@@ -63,9 +63,10 @@ def objective(trial):
     for k, v in params.items():
         client.log_param(run.info.run_id, k, v)
     parts = modelled_seconds(p, int(n_train))
-    for epoch in range(1, p.epochs + 1):  # what the simulate trainer sleeps: a compiling first epoch, then steady ones
-        first = parts["first_epoch_s"]
-        time.sleep(float(scale) * (first if epoch == 1 else parts["steady_epochs_s"] / max(p.epochs - 1, 1)))
+    # What the simulate trainer sleeps: a compiling first epoch, then steady ones.
+    first, steady = parts["first_epoch_s"], parts["steady_epochs_s"] / max(p.epochs - 1, 1)
+    for epoch in range(1, p.epochs + 1):
+        time.sleep(float(scale) * (first if epoch == 1 else steady))
         client.log_metric(run.info.run_id, "loss", 0.1, step=epoch)
     client.set_terminated(run.info.run_id)
     return 0.5

@@ -192,10 +192,14 @@ class Tracker:
         return extra
 
     # Writes to an existing run go through _deliver: with a spool they survive a tracking outage.
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> bool:
-        """All metrics of one step (an epoch, or the final numbers at step 0) in one call."""
-        return self._deliver(run_id, {"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()},
-                                      "step": step, "ts": _now_ms()})  # fmt: skip
+    def log_metrics(
+        self, run_id: str, metrics: dict[str, float], step: int = 0, tags: dict[str, Any] | None = None
+    ) -> bool:
+        """All metrics of one step (an epoch, or the final numbers at step 0), and any tags, in one call."""
+        op = {"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()}, "step": step, "ts": _now_ms()}
+        if tags:
+            op["tags"] = {k: str(v) for k, v in tags.items()}
+        return self._deliver(run_id, op)
 
     def log_history(self, run_id: str, history: list[dict[str, float]], first_step: int = 1) -> bool:
         """Many epochs at once (a resumed trial's earlier epochs), in batches MLflow accepts."""
@@ -208,9 +212,7 @@ class Tracker:
 
     def log_final(self, run_id: str, metrics: dict[str, float], tags: dict[str, Any]) -> bool:
         """A trial's final numbers (step 0) and its tags in one call."""
-        op = {"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()},
-              "tags": {k: str(v) for k, v in tags.items()}, "step": 0, "ts": _now_ms()}  # fmt: skip
-        return self._deliver(run_id, op)
+        return self.log_metrics(run_id, metrics, step=0, tags=tags)
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> bool:
         return self._deliver(run_id, {"op": "tags", "tags": {k: str(v) for k, v in tags.items()}})

@@ -28,6 +28,7 @@ from tornadostudy.study.handle import StudyHandle, make_sampler
 from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers
 from tornadostudy.study.storage import retrying
 from tornadostudy.study.trial_run import trial_run
+from tornadostudy.tracking import Tracker, resolve_tracking_uri
 from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams, make_trainer
 from tornadostudy.train.checkpoint import TrialInterrupted, load_state
 from tornadostudy.train.checkpoint import clear as clear_checkpoint
@@ -105,8 +106,6 @@ class _TrialProgress(TrialCallbacks):
 
 class Worker:
     def __init__(self, opts: WorkerOptions) -> None:
-        from tornadostudy.tracking import Tracker, resolve_tracking_uri
-
         self.opts = opts
         self.id = _worker_id()
         self._next_reap = 0.0  # the first claim looks for lost workers
