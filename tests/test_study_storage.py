@@ -1,5 +1,7 @@
 """Database URLs, engines and connection pooling."""
 
+import socket
+
 import pytest
 
 from tornadostudy.errors import UserInputError
@@ -32,3 +34,19 @@ def test_storage_url_precedence_and_bad_urls(monkeypatch, tmp_path):
     assert resolve_storage_url() == f"sqlite:///{tmp_path}/env.db"
     with pytest.raises(UserInputError, match="is not a database URL"):
         resolve_storage_url("mongodb://x")
+
+
+def test_a_worker_waits_for_a_database_that_refuses_connections_a_command_does_not(monkeypatch, caplog):
+    from tornadostudy.errors import StorageError
+    from tornadostudy.study.storage import make_engine
+
+    with socket.socket() as s:  # a port nothing listens on: connections are refused, as during a restart
+        s.bind(("127.0.0.1", 0))
+        url = f"postgresql+psycopg2://postgres@127.0.0.1:{s.getsockname()[1]}/db"
+    with pytest.raises(StorageError, match="cannot connect to the study database"):
+        make_engine(url)
+    assert "retrying" not in caplog.text
+    monkeypatch.setenv("TORNADOSTUDY_DB_RETRY_S", "1.2")
+    with pytest.raises(StorageError, match="database unavailable while trying to connect to the study database"):
+        make_engine(url, wait=True)
+    assert "retrying in" in caplog.text

@@ -48,10 +48,11 @@ class StudyHandle:
     _trial_ids: dict[int, int] = field(default_factory=dict, repr=False)  # number → id never changes
 
     @classmethod
-    def open(cls, name: str, url: str) -> StudyHandle:
+    def open(cls, name: str, url: str, wait: bool = False) -> StudyHandle:
+        """``wait``: wait out a database that refuses connections (workers) instead of failing at once."""
         import optuna
 
-        engine = make_engine(url, must_exist=True)
+        engine = make_engine(url, must_exist=True, wait=wait)
         import sqlalchemy as sa
 
         if not sa.inspect(engine).has_table("tornadostudy_cells"):

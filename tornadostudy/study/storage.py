@@ -56,9 +56,10 @@ def _engine_kwargs(url: str) -> dict:
             "connect_args": {"connect_timeout": 10}}  # fmt: skip
 
 
-def make_engine(url: str, must_exist: bool = False):
+def make_engine(url: str, must_exist: bool = False, wait: bool = False):
     """A SQLAlchemy engine, checked by one round trip. ``must_exist``: refuse to create a new SQLite file
-    (read-only commands must not write anything when pointed at the wrong place)."""
+    (read-only commands must not write anything when pointed at the wrong place). ``wait``: a server that
+    refuses connections is waited for like any database outage (a worker starting during a restart)."""
     import sqlalchemy as sa
 
     if must_exist and url.startswith("sqlite:///"):
@@ -81,9 +82,15 @@ def make_engine(url: str, must_exist: bool = False):
         def _wal(dbapi_connection, _record):  # readers do not block the writer
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
-    try:
+    def check() -> None:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+
+    try:
+        if wait:
+            retrying(check, what=f"connect to the study database {mask_url(url)}")
+        else:
+            check()
     except sa.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise StorageError(f"cannot connect to the study database {mask_url(url)}: {reason}") from None

@@ -109,7 +109,8 @@ class Worker:
         self.opts = opts
         self.id = _worker_id()
         self._next_reap = 0.0  # the first claim looks for lost workers
-        self.handle = StudyHandle.open(opts.study, opts.storage_url)
+        # An array task may start while the database restarts: wait for it, as for any outage.
+        self.handle = StudyHandle.open(opts.study, opts.storage_url, wait=True)
         self.spec = self.handle.spec
         self.costs = CostRefiner(self.handle.cells, self.spec.name) if self.spec.sampler == "grid" else None
         uri = resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri)
