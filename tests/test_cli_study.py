@@ -1,10 +1,14 @@
 """The study commands as a user runs them: create / worker / run / status / report."""
 
 import json
+import socket
+import subprocess
 
 import pytest
 
 from tests.conftest import run_cli, write_sim_spec
+from tornadostudy.spool import Spool
+from tornadostudy.tracking import Tracker
 
 
 @pytest.mark.slow
@@ -118,3 +122,25 @@ def test_report_without_a_reachable_mlflow_still_writes_everything_else(study_en
     # Printing the tables needs no MLflow at all.
     tables = run_cli("report", "sim", "--tracking-uri", "http://127.0.0.1:9", env=env)
     assert tables.returncode == 0 and "Tables 8–9" in tables.stdout and not tables.stderr.strip()
+
+
+def test_tracking_sync_delivers_the_spools_of_workers_that_are_gone_only(study_env):
+    folder, env = study_env
+    tracker = Tracker(env["MLFLOW_TRACKING_URI"])
+    experiment, _ = tracker.ensure_experiment("s")
+    run_id = tracker.start_trial_run(experiment, None, "trial", {}, {})
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "120"])
+    try:
+        for pid, step in ((dead.pid, 1), (alive.pid, 2)):
+            spool = Spool(folder / ".tornadostudy" / "spool" / f"{socket.gethostname()}-{pid}")
+            spool.uri = env["MLFLOW_TRACKING_URI"]
+            spool.append(run_id, {"op": "metrics", "metrics": {"loss": float(step)}, "step": step, "ts": step})
+        result = run_cli("tracking", "sync", env=env)
+    finally:
+        alive.kill()
+        alive.wait()
+    assert result.returncode == 0, result.stderr[-400:]
+    assert "1 run(s) delivered, 0 still waiting, 1 live worker(s)" in result.stdout
+    assert tracker.curve(run_id, "loss") == [(1, 1.0)], "a live worker's writes are its own to deliver"

@@ -2,10 +2,13 @@
 
 import json
 import signal
+import socket
+import subprocess
 import time
 
 from tests.conftest import run_cli, start_workers, wait_all, write_sim_spec
 from tornadostudy.spec import load_spec
+from tornadostudy.spool import Spool
 from tornadostudy.study.create import create_study
 from tornadostudy.study.handle import StudyHandle
 from tornadostudy.study.status import study_status
@@ -83,3 +86,24 @@ def test_a_worker_presumed_lost_cannot_complete_its_old_cell(study_env):
     status = study_status(handle)
     assert (status["complete"], status["duplicates"]) == (1, 0)
     assert {r.info.status for r in _runs(env, handle)} <= {"FINISHED", "KILLED"}
+
+
+def test_the_spooled_writes_of_a_dead_worker_are_delivered_by_the_next_worker(study_env):
+    folder, env = study_env
+    spec, handle = _setup(folder, env, search="epochs = [2]\nbatch_size = [128]")
+    tracker = Tracker(env["MLFLOW_TRACKING_URI"])
+    run_id = tracker.start_trial_run(handle.experiment_id, None, "killed mid-delivery", {}, {})
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    # What a worker killed with writes not yet delivered leaves behind.
+    orphan = Spool.for_this_process(folder / ".tornadostudy" / "spool", uri=env["MLFLOW_TRACKING_URI"])
+    orphan.folder = orphan.folder.with_name(f"{socket.gethostname()}-{dead.pid}")
+    orphan.append(run_id, {"op": "metrics", "metrics": {"loss": 0.5}, "step": 1, "ts": 1})
+    orphan.append(run_id, {"op": "end", "status": "KILLED", "ts": 2})
+
+    ((code, _, err),) = wait_all(start_workers(spec.name, 1, env))
+    assert code == 0, err[-400:]
+    assert "adopting the tracking writes" in err
+    assert tracker.curve(run_id, "loss") == [(1, 0.5)]
+    assert tracker.client.get_run(run_id).info.status == "KILLED"
+    assert not list((folder / ".tornadostudy" / "spool").iterdir()), "every spool delivered and removed"

@@ -3,6 +3,7 @@
 import pytest
 
 from tornadostudy.errors import TrackingError
+from tornadostudy.spool import Spool
 from tornadostudy.tracking import RUN_KEY_TAG, Tracker, _pool_settings, new_run_key
 
 
@@ -72,3 +73,30 @@ def test_runs_made_late_under_the_same_key_are_dropped_keeping_the_recorded_one(
     assert {r.info.run_id for r in tracker.trial_runs(experiment)} == {kept, unrelated}
     with pytest.raises(TrackingError, match="not alphanumeric"):
         tracker.runs_with_key(experiment, "x' OR '1'='1")
+
+
+def test_background_delivery_writes_a_whole_trial_run_and_leaves_no_spool(tmp_path):
+    spool = Spool(tmp_path / "spool" / "me")
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", spool=spool, background=True)
+    experiment, _ = tracker.ensure_experiment("s")
+    run_id = tracker.start_trial_run(experiment, None, "trial", {"batch_size": 128}, {"cell": 3})
+    for epoch in (1, 2, 3):
+        assert tracker.log_metrics(run_id, {"loss": 1.0 / epoch}, step=epoch)
+    tracker.log_final(run_id, {"test_auc": 0.8}, {"info.trainer": "simulate"})
+    tracker.end_run(run_id, "FINISHED")
+    assert tracker.close(wait_s=60) == []
+    run = tracker.client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params == {"batch_size": "128"}
+    assert tracker.curve(run_id, "loss") == [(1, 1.0), (2, 0.5), (3, 1.0 / 3)]
+    assert run.data.tags["info.trainer"] == "simulate" and not spool.folder.exists()
+
+
+def test_a_write_mlflow_refuses_is_permanent_and_an_unreachable_server_is_not(tmp_path):
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    with pytest.raises(TrackingError) as refused:
+        tracker.log_metrics("0" * 32, {"loss": 1.0}, step=1)  # no such run
+    assert refused.value.permanent
+    away = Tracker("http://127.0.0.1:9/")  # nothing listens on the discard port
+    with pytest.raises(TrackingError) as unreachable:
+        away.log_metrics("0" * 32, {"loss": 1.0}, step=1)
+    assert not unreachable.value.permanent

@@ -156,21 +156,23 @@ def _cmd_tracking_sync(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tornadostudy.spool import Spool, default_spool_root
+    from tornadostudy.study.recovery import stale_after_s
     from tornadostudy.tracking import Tracker, resolve_tracking_uri
 
     root = Path(args.spool) if args.spool else default_spool_root()
-    folders = Spool.folders(root)
+    # Only the spools of workers that are gone: a live worker delivers its own.
+    adopted = Spool.adopt_orphans(root, None, stale_after_s())
+    live = sum(1 for folder in Spool.folders(root) if any(folder.glob("*.jsonl"))) - len(adopted)
     delivered = waiting = 0
-    for folder in folders:
-        spool = Spool(folder)
+    for spool in adopted:
         runs = spool.runs()
-        if not runs:
-            continue
-        tracker = Tracker(resolve_tracking_uri(args.tracking_uri, Spool.stored_uri(folder)), spool=spool)
+        tracker = Tracker(resolve_tracking_uri(args.tracking_uri, spool.uri), spool=spool)
         left = tracker.flush()
+        spool.remove_if_empty()
         delivered += len(runs) - len(left)
         waiting += len(left)
-    print(f"tracking sync: {delivered} run(s) delivered, {waiting} still waiting (spool {root})")
+    print(f"tracking sync: {delivered} run(s) delivered, {waiting} still waiting, "
+          f"{live} live worker(s) delivering their own (spool {root})")  # fmt: skip
     return 0 if waiting == 0 else 1
 
 
@@ -232,7 +234,8 @@ def add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argumen
 
     tracking = sub.add_parser("tracking", parents=[common], help="MLflow helpers")
     tracking_sub = tracking.add_subparsers(dest="tracking_command", required=True, metavar="{sync}")
-    sync = tracking_sub.add_parser("sync", parents=[common], help="deliver writes spooled during a tracking outage")
+    sync_help = "deliver the spooled MLflow writes of workers that are gone"
+    sync = tracking_sub.add_parser("sync", parents=[common], help=sync_help)
     sync.add_argument("--spool", help="spool folder (default $TORNADOSTUDY_SPOOL_DIR, else ./.tornadostudy/spool)")
     sync.add_argument("--tracking-uri", help=tracking_help)
     sync.set_defaults(handler=_cmd_tracking_sync)

@@ -40,7 +40,12 @@ class StorageError(TornadoStudyError):
 
 
 class TrackingError(TornadoStudyError):
-    """The MLflow tracking backend cannot be reached or refused a write."""
+    """The MLflow tracking backend cannot be reached or refused a write. ``permanent``: MLflow refused
+    the write itself (no such run, an invalid value), so sending it again cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class TrainingError(TornadoStudyError):

@@ -1,10 +1,14 @@
-"""An ordered, on-disk queue of tracking writes that could not be delivered (MLflow unreachable).
+"""An ordered, on-disk journal of a process's tracking writes.
 
-One JSON-lines file per run; a write is appended (and fsync-ed) when it cannot be delivered, or when
-earlier writes of the same run are still waiting, so every run's writes reach MLflow in their original
-order. Each write carries its own timestamp, so a replay that repeats an already-delivered write stores
-the same metric row again, which MLflow de-duplicates. ``tornadostudy tracking sync`` replays whatever a
-worker could not deliver before it exited.
+One JSON-lines file per run. A worker appends (and fsyncs) every write here first and a background
+thread delivers it (:mod:`tornadostudy.delivery`); other callers append only what they could not
+deliver. Either way every run's writes reach MLflow in their original order, and a write survives its
+process being killed. Each write carries its own timestamp, so a replay that repeats an
+already-delivered write stores the same metric row again, which MLflow de-duplicates.
+
+A process's folder is ``<host>-<pid>``. When that process is gone its folder is adopted: renamed to
+``<host>-<pid>~<adopter host>-<adopter pid>`` (a rename, so only one adopter wins) and delivered by the
+adopter. ``tornadostudy tracking sync`` adopts and delivers whatever is left by hand.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import json
 import logging
 import os
 import socket
+import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,20 +29,44 @@ __all__ = ["Spool", "default_spool_root"]
 
 log = logging.getLogger(__name__)
 
+ALIVE_FILE = "alive"  # touched by the owner's delivery thread: how other hosts tell a live folder
+
 
 def default_spool_root() -> Path:
     return Path(os.environ.get("TORNADOSTUDY_SPOOL_DIR") or Path.cwd() / ".tornadostudy" / "spool")
 
 
+def _this_process() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def _owner(folder: Path) -> tuple[str, int] | None:
+    """(host, pid) of the process that owns the folder now: its adopter if it was adopted."""
+    host, _, pid = folder.name.rsplit("~", 1)[-1].rpartition("-")
+    return (host, int(pid)) if host and pid.isdigit() else None
+
+
 class Spool:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
+        # The delivery thread rewrites a file while the trial's thread appends to it.
+        self._lock = threading.Lock()
 
     @classmethod
     def for_this_process(cls, root: Path | None = None, uri: str | None = None) -> Spool:
         """A private sub-folder per worker process, so two workers never replay the same file. The
-        tracking URI (without any password) is noted beside it for ``tracking sync``."""
-        spool = cls((root or default_spool_root()) / f"{socket.gethostname()}-{os.getpid()}")
+        tracking URI (without any password) is noted beside it for adopters and ``tracking sync``."""
+        spool = cls((root or default_spool_root()) / _this_process())
         spool.uri = strip_password(uri) if uri else None
         return spool
 
@@ -66,27 +96,116 @@ class Spool:
         return sorted(p.stem for p in self.folder.glob("*.jsonl")) if self.folder.exists() else []
 
     def append(self, run_id: str, op: dict[str, Any]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._note_uri()
-        with open(self._path(run_id), "a") as fh:
-            fh.write(json.dumps(op) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        line = json.dumps(op) + "\n"
+        with self._lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._note_uri()
+            with open(self._path(run_id), "a") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def _read(self, path: Path) -> list[dict[str, Any]]:
+        ops = []
+        lines = path.read_text().splitlines() if path.exists() else []
+        for i, line in enumerate(lines):
+            try:
+                ops.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i == len(lines) - 1:  # the write its process was killed in: it never returned
+                    log.warning("ignoring a torn last write in %s", path)
+                    break
+                raise
+        return ops
 
     def replay(self, run_id: str, apply: Callable[[dict[str, Any]], None]) -> bool:
-        """Deliver the run's spooled writes in order; True when none is left."""
+        """Deliver the run's writes in order; True when none is left. Writes appended meanwhile stay
+        for the next replay. A write MLflow refuses for good (``exc.permanent``) is set aside in
+        ``<run>.rejected`` with a warning instead of blocking the run's later writes forever."""
         path = self._path(run_id)
-        if not path.exists():
-            return True
-        ops = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        for i, op in enumerate(ops):
+        with self._lock:
+            ops = self._read(path)
+        done, rejected = 0, []
+        for op in ops:
             try:
                 apply(op)
             except Exception as exc:
-                remaining = path.with_suffix(".tmp")
-                remaining.write_text("".join(json.dumps(o) + "\n" for o in ops[i:]))
-                remaining.replace(path)
-                log.debug("spool for run %s still blocked: %s", run_id, exc)
-                return False
-        path.unlink()
-        return True
+                if not getattr(exc, "permanent", False):
+                    log.debug("spool for run %s still blocked: %s", run_id, exc)
+                    break
+                log.warning("MLflow refused a %s write of run %s for good (%s); kept in %s",
+                            op.get("op"), run_id, str(exc)[:300], path.with_suffix(".rejected"))  # fmt: skip
+                rejected.append(op)
+            done += 1
+        with self._lock:
+            if rejected:
+                with open(path.with_suffix(".rejected"), "a") as fh:
+                    fh.write("".join(json.dumps(o) + "\n" for o in rejected))
+            rest = self._read(path)[done:]
+            if rest:
+                if done:
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text("".join(json.dumps(o) + "\n" for o in rest))
+                    tmp.replace(path)
+            elif path.exists():
+                path.unlink()
+        return not rest
+
+    # --- liveness and adoption ---------------------------------------------------------------------
+    def touch_alive(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / ALIVE_FILE).touch()
+
+    @staticmethod
+    def is_live(folder: Path, stale_s: float) -> bool:
+        """A folder of this host is live while its owner's pid runs; one of another host while its
+        owner touched it within ``stale_s`` (ages measured on the file system's own clock)."""
+        owner = _owner(folder)
+        if owner is None:
+            return True  # not a process folder: never touch it
+        host, pid = owner
+        if host == socket.gethostname():
+            return _pid_alive(pid)
+        marker = folder / ALIVE_FILE
+        last = marker.stat().st_mtime if marker.exists() else folder.stat().st_mtime
+        probe = folder.parent / f".clock-{_this_process()}-{uuid.uuid4().hex[:8]}"
+        probe.touch()
+        try:
+            now = probe.stat().st_mtime
+        finally:
+            probe.unlink()
+        return now - last < stale_s
+
+    @classmethod
+    def adopt_orphans(cls, root: Path, uri: str | None, stale_s: float, exclude: Path | None = None) -> list[Spool]:
+        """Take over the folders of processes that are gone and logged to ``uri`` (any URI if None)."""
+        adopted = []
+        for folder in cls.folders(root):
+            if folder == exclude or not any(folder.glob("*.jsonl")):
+                continue
+            if uri is not None and cls.stored_uri(folder) not in (None, strip_password(uri)):
+                continue  # another tracking server's writes
+            if cls.is_live(folder, stale_s):
+                continue
+            target = folder.with_name(f"{folder.name.split('~')[0]}~{_this_process()}")
+            try:
+                folder.rename(target)
+            except OSError:
+                continue  # another adopter was first
+            log.warning("adopting the tracking writes of a worker that is gone (%s)", folder.name)
+            spool = cls(target)
+            spool.uri = cls.stored_uri(target)
+            spool.touch_alive()
+            adopted.append(spool)
+        return adopted
+
+    def remove_if_empty(self) -> None:
+        """An adopted folder, once delivered, is removed (its rejected writes, if any, keep it)."""
+        if self.runs() or any(self.folder.glob("*.rejected")):
+            return
+        for name in (ALIVE_FILE, "tracking_uri"):
+            (self.folder / name).unlink(missing_ok=True)
+        try:
+            self.folder.rmdir()
+        except OSError:
+            pass

@@ -28,6 +28,11 @@ PARENT_TAG = "mlflow.parentRunId"
 RUN_KEY_TAG = "tornadostudy.run_key"
 
 
+# MLflow error codes that refuse the write itself: sending it again cannot succeed. (A database error
+# inside MLflow is TEMPORARILY_UNAVAILABLE or BAD_REQUEST, an unreachable server INTERNAL_ERROR.)
+_REFUSALS = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
 def new_run_key() -> str:
     return uuid.uuid4().hex
 
@@ -60,10 +65,18 @@ def _now_ms() -> int:
 class Tracker:
     """A thin wrapper over ``MlflowClient`` that speaks in studies and trials."""
 
-    def __init__(self, uri: str, spool: Spool | None = None, own_retries: bool = False) -> None:
+    def __init__(
+        self,
+        uri: str,
+        spool: Spool | None = None,
+        own_retries: bool = False,
+        background: bool = False,
+        alive_every_s: float = 30.0,
+    ) -> None:
         """``own_retries``: the caller retries or spools every call itself (a worker), so the HTTP client
         must not re-send on its own — a re-sent create_run whose first answer was only late makes a
-        second run that the caller's run key cannot see."""
+        second run that the caller's run key cannot see. ``background`` (needs a spool): writes to
+        existing runs are spooled and delivered by a background thread (:mod:`tornadostudy.delivery`)."""
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         if uri.startswith("http"):
             # Fail fast and let the spool keep the writes, instead of blocking training for minutes in
@@ -84,12 +97,20 @@ class Tracker:
             raise TrackingError(f"cannot open MLflow tracking at {mask_url(uri)}: {exc}") from exc
         self.uri = uri
         self.spool = spool
+        self.deliverer = None
+        if background:
+            if spool is None:
+                raise ValueError("background delivery needs a spool")
+            from tornadostudy.delivery import Deliverer
+
+            self.deliverer = Deliverer(spool, self._apply, alive_every_s)
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            raise TrackingError(f"MLflow ({mask_url(self.uri)}) failed to {what}: {exc}") from exc
+            permanent = getattr(exc, "error_code", None) in _REFUSALS
+            raise TrackingError(f"MLflow ({mask_url(self.uri)}) failed to {what}: {exc}", permanent=permanent) from exc
 
     # --- studies ---------------------------------------------------------------------------------
     def ensure_experiment(self, name: str) -> tuple[str, bool]:
@@ -143,9 +164,8 @@ class Tracker:
         reuse: bool = False,
     ) -> str:
         """A trial's run, tagged with ``run_key``. With ``reuse`` (a retry after a failed attempt) a run
-        already made under the key — its answer lost on the way back — is taken instead of a new one."""
-        from mlflow.entities import Param
-
+        already made under the key — its answer lost on the way back — is taken instead of a new one.
+        Its params are the run's first write (logging the same params again is allowed by MLflow)."""
         found = self.runs_with_key(experiment_id, run_key) if reuse and run_key else []
         if found:
             run_id = found[0]
@@ -160,12 +180,7 @@ class Tracker:
                 "create a trial run", self.client.create_run, experiment_id, run_name=run_name, tags=all_tags
             )
             run_id = run.info.run_id
-        self._call(  # logging the same params again (a retry) is allowed by MLflow
-            "log trial params",
-            self.client.log_batch,
-            run_id,
-            params=[Param(k, str(v)) for k, v in sorted(params.items())],
-        )
+        self._deliver(run_id, {"op": "params", "params": {k: str(v) for k, v in sorted(params.items())}})
         return run_id
 
     def runs_with_key(self, experiment_id: str, run_key: str) -> list[str]:
@@ -222,9 +237,12 @@ class Tracker:
         return self._deliver(run_id, {"op": "end", "status": status, "ts": _now_ms()})
 
     def _apply(self, run_id: str, op: dict[str, Any]) -> None:
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import Metric, Param, RunTag
 
-        if op["op"] == "metrics":  # with "tags" too for a trial's final write
+        if op["op"] == "params":
+            params = [Param(k, v) for k, v in op["params"].items()]
+            self._call("log trial params", self.client.log_batch, run_id, params=params)
+        elif op["op"] == "metrics":  # with "tags" too for a trial's final write
             batch = [Metric(k, v, op["ts"], op["step"]) for k, v in sorted(op["metrics"].items())]
             tags = [RunTag(k, v) for k, v in op.get("tags", {}).items()]
             self._call("log metrics", self.client.log_batch, run_id, metrics=batch, tags=tags)
@@ -239,7 +257,12 @@ class Tracker:
             raise TrackingError(f"unknown spooled write {op['op']!r}")
 
     def _deliver(self, run_id: str, op: dict[str, Any]) -> bool:
-        """True if delivered now; False if spooled (only with a spool; without one, errors raise)."""
+        """True if delivered now (or, with background delivery, safely spooled for it); False if spooled
+        because MLflow is away (only with a spool; without one, errors raise)."""
+        if self.deliverer is not None:
+            self.spool.append(run_id, op)  # durable before the trial goes on
+            self.deliverer.notify()
+            return True
         if self.spool is None:
             self._apply(run_id, op)
             return True
@@ -254,8 +277,11 @@ class Tracker:
             self.spool.append(run_id, op)
             return False
 
-    def flush(self) -> list[str]:
-        """Replay every spooled run; returns the run ids still waiting."""
+    def flush(self, wait_s: float = 60.0) -> list[str]:
+        """Replay every spooled run; returns the run ids still waiting. With background delivery: let
+        the delivery thread try now and wait for it at most ``wait_s``."""
+        if self.deliverer is not None:
+            return self.deliverer.drain(wait_s)
         if self.spool is None:
             return []
         return [
@@ -263,6 +289,23 @@ class Tracker:
             for run_id in self.spool.runs()
             if not self.spool.replay(run_id, lambda o, r=run_id: self._apply(r, o))
         ]
+
+    def adopt_orphaned_spools(self, stale_s: float) -> int:
+        """Deliver (in the background) the spooled writes of workers to this URI that are gone."""
+        if self.deliverer is None:
+            return 0
+        adopted = Spool.adopt_orphans(self.spool.folder.parent, self.uri, stale_s, exclude=self.spool.folder)
+        self.deliverer.adopt(adopted)
+        return len(adopted)
+
+    def close(self, wait_s: float = 0.0) -> list[str]:
+        """Stop background delivery after waiting at most ``wait_s`` for it; the run ids still waiting."""
+        if self.deliverer is None:
+            return self.flush() if wait_s else []
+        left = self.deliverer.close(wait_s)
+        if not left:
+            self.spool.remove_if_empty()
+        return left
 
     # --- reading ---------------------------------------------------------------------------------
     def trial_runs(self, experiment_id: str) -> list[Any]:

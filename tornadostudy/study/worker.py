@@ -25,7 +25,7 @@ from tornadostudy.spec import Range, StudySpec
 from tornadostudy.spool import Spool
 from tornadostudy.study.costs import CostRefiner
 from tornadostudy.study.handle import StudyHandle, make_sampler
-from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers
+from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers, stale_after_s
 from tornadostudy.study.storage import retrying
 from tornadostudy.study.trial_run import trial_run
 from tornadostudy.tracking import Tracker, resolve_tracking_uri
@@ -114,8 +114,10 @@ class Worker:
         self.spec = self.handle.spec
         self.costs = CostRefiner(self.handle.cells, self.spec.name) if self.spec.sampler == "grid" else None
         uri = resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri)
-        # Every tracking call of a worker is retried (run creation) or spooled (writes) here.
-        self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri), own_retries=True)
+        # Every tracking call of a worker is retried (run creation) or spooled (writes) here; writes are
+        # delivered by a background thread, so no epoch and no trial's end waits for MLflow.
+        self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri), own_retries=True, background=True,
+                               alive_every_s=heartbeat_s())  # fmt: skip
         self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
         self.tags = {
             "study": self.spec.name,
@@ -328,19 +330,25 @@ class Worker:
     # --- the loop --------------------------------------------------------------------------------
     def run(self) -> WorkerSummary:
         summary = WorkerSummary(self.id)
-        while self.opts.max_trials is None or len(summary.completed) + len(summary.failed) < self.opts.max_trials:
-            if _STOP_REQUESTED.is_set():
-                raise WorkerStopped("signal received between trials")
-            self.tracker.flush()  # writes spooled during a tracking outage, in order
-            self._reap(force=False)
-            if self.costs is not None:
-                self.costs.maybe_refit()
-            claim = self.handle.cells.claim(self.spec.name, self.opts.gpus, self.id)
-            if claim is None and self._reap(force=True) == 0:
-                break  # nothing waiting, and no lost cell to put back in the queue
-            if claim is not None:
-                self.run_one(claim, summary)
-        self._drain_spool()
+        stopped = False
+        try:
+            while self.opts.max_trials is None or len(summary.completed) + len(summary.failed) < self.opts.max_trials:
+                if _STOP_REQUESTED.is_set():
+                    raise WorkerStopped("signal received between trials")
+                self._reap(force=False)
+                if self.costs is not None:
+                    self.costs.maybe_refit()
+                claim = self.handle.cells.claim(self.spec.name, self.opts.gpus, self.id)
+                if claim is None and self._reap(force=True) == 0:
+                    break  # nothing waiting, and no lost cell to put back in the queue
+                if claim is not None:
+                    self.run_one(claim, summary)
+        except BaseException:
+            stopped = True
+            raise
+        finally:
+            # Stopped (SIGTERM): SLURM kills the task ~30 s later; what is not delivered by then stays spooled.
+            self._drain_spool(wait_s=15.0 if stopped else 120.0)
         log.info("worker %s done: %d complete, %d failed", self.id, len(summary.completed), len(summary.failed))
         return summary
 
@@ -351,15 +359,17 @@ class Worker:
         if not force and now < self._next_reap:
             return 0
         self._next_reap = now + reap_every_s()
+        try:  # the spooled writes of workers that are gone (killed, timed out) are delivered by us
+            self.tracker.adopt_orphaned_spools(stale_after_s())
+        except OSError as exc:
+            log.warning("could not look for spools of workers that are gone: %s", exc)
         return retrying(lambda: reap_lost_workers(self.handle, self.tracker), what="look for lost workers")
 
-    def _drain_spool(self, wait_s: float = 120.0) -> None:
-        deadline = time.monotonic() + wait_s
-        while (left := self.tracker.flush()) and time.monotonic() < deadline:
-            time.sleep(5)
-        if left:
-            log.warning("%d run(s) still spooled in %s: run 'tornadostudy tracking sync' once MLflow is back",
-                        len(left), self.tracker.spool.folder)  # fmt: skip
+    def _drain_spool(self, wait_s: float) -> None:
+        if left := self.tracker.close(wait_s):
+            folder = self.tracker.spool.folder
+            log.warning("%d run(s) still spooled in %s: the next worker to look delivers them, or run "
+                        "'tornadostudy tracking sync' once MLflow is back", len(left), folder)  # fmt: skip
 
 
 class WorkerStopped(BaseException):
