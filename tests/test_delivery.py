@@ -58,7 +58,7 @@ def test_adopted_spools_are_delivered_and_removed(tmp_path):
     deliverer.close()
 
 
-def test_drain_does_not_report_idle_before_a_write_made_during_a_pass(tmp_path):
+def test_drain_does_not_report_idle_before_a_write_made_during_a_pass(tmp_path, caplog):
     spool = Spool(tmp_path / "me")
     second_write_made = threading.Event()
     received = []
@@ -75,4 +75,5 @@ def test_drain_does_not_report_idle_before_a_write_made_during_a_pass(tmp_path):
     deliverer.notify()
     second_write_made.wait(10)
     assert deliverer.drain(30) == [] and received == [1, 2]
+    assert not [r.message for r in caplog.records if "unreachable" in r.message], "a busy spool is no outage"
     deliverer.close()

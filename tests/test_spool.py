@@ -44,7 +44,7 @@ def test_writes_appended_during_a_replay_wait_for_the_next_one(tmp_path):
         if op["step"] == 1:
             spool.append("run1", {"op": "metrics", "step": 2})  # the trial's thread, meanwhile
 
-    assert not spool.replay("run1", deliver_while_the_trial_writes)
+    assert spool.replay("run1", deliver_while_the_trial_writes), "nothing failed"
     assert delivered == [1] and spool.pending("run1")
     assert spool.replay("run1", deliver_while_the_trial_writes)
     assert delivered == [1, 2] and not spool.pending("run1")

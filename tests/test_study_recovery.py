@@ -6,6 +6,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from tests.conftest import run_cli, start_workers, wait_all, write_sim_spec
 from tornadostudy.spec import load_spec
 from tornadostudy.spool import Spool
@@ -107,3 +109,28 @@ def test_the_spooled_writes_of_a_dead_worker_are_delivered_by_the_next_worker(st
     assert tracker.curve(run_id, "loss") == [(1, 0.5)]
     assert tracker.client.get_run(run_id).info.status == "KILLED"
     assert not list((folder / ".tornadostudy" / "spool").iterdir()), "every spool delivered and removed"
+
+
+def test_a_run_whose_id_was_never_recorded_is_found_by_its_key_and_closed(study_env, monkeypatch):
+    from tornadostudy.study.recovery import reap_lost_workers
+    from tornadostudy.study.worker import Worker, WorkerOptions
+
+    folder, env = study_env
+    spec, handle = _setup(folder, env, search="epochs = [1]\nbatch_size = [128]")
+    worker = Worker(WorkerOptions(spec.name, env["TORNADOSTUDY_STORAGE"]))
+    record = worker.handle.storage.set_trial_user_attr
+
+    def killed_before_recording_the_run(trial_id, key, value):
+        if key == "mlflow_run_id":
+            raise KeyboardInterrupt("killed between making the run and recording its id")
+        return record(trial_id, key, value)
+
+    monkeypatch.setattr(worker.handle.storage, "set_trial_user_attr", killed_before_recording_the_run)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run()
+    (run,) = _runs(env, handle)
+    assert run.info.status == "RUNNING"
+
+    reap_lost_workers(StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]), stale_s=0)
+    (run,) = _runs(env, handle)
+    assert run.info.status == "KILLED" and run.data.tags["fail_reason"].startswith("worker lost")

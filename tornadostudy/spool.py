@@ -119,9 +119,10 @@ class Spool:
         return ops
 
     def replay(self, run_id: str, apply: Callable[[dict[str, Any]], None]) -> bool:
-        """Deliver the run's writes in order; True when none is left. Writes appended meanwhile stay
-        for the next replay. A write MLflow refuses for good (``exc.permanent``) is set aside in
-        ``<run>.rejected`` with a warning instead of blocking the run's later writes forever."""
+        """Deliver the run's writes in order; False if one could not be delivered (it and the later ones
+        wait). Writes appended meanwhile (another thread) stay for the next replay. A write MLflow
+        refuses for good (``exc.permanent``) is set aside in ``<run>.rejected`` with a warning instead
+        of blocking the run's later writes forever."""
         path = self._path(run_id)
         with self._lock:
             ops = self._read(path)
@@ -149,7 +150,7 @@ class Spool:
                     tmp.replace(path)
             elif path.exists():
                 path.unlink()
-        return not rest
+        return done == len(ops)
 
     # --- liveness and adoption ---------------------------------------------------------------------
     def touch_alive(self) -> None:

@@ -17,7 +17,7 @@ from tornadostudy.errors import TrackingError, UserInputError
 from tornadostudy.spool import Spool
 from tornadostudy.urls import mask_url, normalize_db_url
 
-__all__ = ["DEFAULT_TRACKING_URI", "RUN_KEY_TAG", "Tracker", "new_run_key", "resolve_tracking_uri"]
+__all__ = ["DEFAULT_TRACKING_URI", "RUN_KEY_TAG", "Tracker", "new_run_key", "resolve_tracking_uri", "trial_run_key"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,12 @@ _REFUSALS = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 def new_run_key() -> str:
     return uuid.uuid4().hex
+
+
+def trial_run_key(study_id: int, trial_number: int) -> str:
+    """The run key of an Optuna trial, computable from the trial alone: a reaper finds the run of a
+    worker that died between making it and recording its id, without the worker writing anything more."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"tornadostudy:study/{study_id}/trial/{trial_number}").hex
 
 
 def resolve_tracking_uri(cli: str | None = None, stored: str | None = None) -> str:

@@ -85,8 +85,7 @@ def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None =
                 handle.storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # its worker reported just now; it will find its cell gone and discard the result
-            if trial.user_attrs.get("mlflow_run_id"):
-                _close_run(handle, tracker, trial.user_attrs["mlflow_run_id"], reason)
+            _close_runs(handle, tracker, trial, reason)
     if not running:
         return len(rows)
     cells_of_running = {t.user_attrs.get("cell") for t in running.values()} - {None}
@@ -138,11 +137,15 @@ def _fail_orphaned_trials(
             handle.storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # its worker was alive after all and reported meanwhile
-        if trial.user_attrs.get("mlflow_run_id"):
-            _close_run(handle, tracker, trial.user_attrs["mlflow_run_id"], reason)
+        _close_runs(handle, tracker, trial, reason)
 
 
-def _close_run(handle: StudyHandle, tracker, run_id: str, reason: str) -> None:
+def _close_runs(handle: StudyHandle, tracker, trial, reason: str) -> None:
+    """Close the trial's MLflow run as KILLED: by its recorded id, else (the worker died between making
+    the run and recording it) by the trial's run key."""
+    from tornadostudy.tracking import trial_run_key
+
+    run_id = trial.user_attrs.get("mlflow_run_id")
     try:
         if tracker is None:
             from tornadostudy.spool import Spool
@@ -150,10 +153,12 @@ def _close_run(handle: StudyHandle, tracker, run_id: str, reason: str) -> None:
 
             uri = resolve_tracking_uri(None, handle.stored_tracking_uri)
             tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri))  # spooled if MLflow is away
-        tracker.set_tags(run_id, {"fail_reason": reason})
-        tracker.end_run(run_id, "KILLED")
+        key = trial_run_key(handle.study_id, trial.number)
+        for run in [run_id] if run_id else tracker.runs_with_key(handle.experiment_id, key):
+            tracker.set_tags(run, {"fail_reason": reason})
+            tracker.end_run(run, "KILLED")
     except Exception as exc:
-        log.warning("could not close MLflow run %s (%s); 'tornadostudy tracking sync' will", run_id, exc)
+        log.warning("could not close the MLflow run of trial %d: %s", trial.number, exc)
 
 
 def _finish_reported_cells(handle: StudyHandle, running: dict, rows: dict, stale_s: float) -> None:

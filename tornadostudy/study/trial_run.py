@@ -45,9 +45,11 @@ def trial_run(
     run_name: str,
     params: dict[str, Any],
     tags: dict[str, Any],
+    run_key: str | None = None,
 ) -> Iterator[str]:
-    """Yields the trial's run id; on leaving, drops duplicates of it if its creation had to be retried."""
-    run_key, attempts = new_run_key(), itertools.count()
+    """Yields the trial's run id; on leaving, drops duplicates of it if its creation had to be retried.
+    ``run_key``: the key the trial already recorded (so a reaper can find the run before its id is)."""
+    run_key, attempts = run_key or new_run_key(), itertools.count()
     run_id = tracking_retry(
         lambda: tracker.start_trial_run(
             experiment_id, parent_run_id, run_name, params, tags, run_key=run_key, reuse=next(attempts) > 0

@@ -28,7 +28,7 @@ from tornadostudy.study.handle import StudyHandle, make_sampler
 from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers, stale_after_s
 from tornadostudy.study.storage import retrying
 from tornadostudy.study.trial_run import trial_run
-from tornadostudy.tracking import Tracker, resolve_tracking_uri
+from tornadostudy.tracking import Tracker, resolve_tracking_uri, trial_run_key
 from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams, make_trainer
 from tornadostudy.train.checkpoint import TrialInterrupted, load_state
 from tornadostudy.train.checkpoint import clear as clear_checkpoint
@@ -164,13 +164,15 @@ class Worker:
 
     def run_one(self, claim, summary: WorkerSummary) -> None:
         number, params = self._start_trial(claim)
+        # Derived from the trial: the reaper finds the run by it if this worker dies before recording its id.
+        run_key = trial_run_key(self.handle.study_id, number)
         trial_params = TrialParams.from_mapping(params)
         run_tags = {**self.tags, "trial_number": number, "cell": claim.cell, "attempt": claim.attempt}
         if claim.previous_run_id:
             run_tags["retry_of_run"] = claim.previous_run_id
         run_params = {**params, "per_replica_batch_size": trial_params.batch_size // max(trial_params.num_gpus, 1)}
         with trial_run(self.tracker, self.handle.experiment_id, self.handle.parent_run_id,
-                       f"{trial_params.label()} #{number}", run_params, run_tags) as run_id:  # fmt: skip
+                       f"{trial_params.label()} #{number}", run_params, run_tags, run_key) as run_id:  # fmt: skip
             self._run_trial(claim, number, params, trial_params, run_id, summary)
 
     def _run_trial(self, claim, number: int, params: dict[str, Any], trial_params, run_id: str, summary) -> None:
