@@ -48,7 +48,7 @@ def trial_run(
     run_key: str | None = None,
 ) -> Iterator[str]:
     """Yields the trial's run id; on leaving, drops duplicates of it if its creation had to be retried.
-    ``run_key``: the key the trial already recorded (so a reaper can find the run before its id is)."""
+    ``run_key``: a key derived from the trial, so a reaper can find the run before its id is recorded."""
     run_key, attempts = run_key or new_run_key(), itertools.count()
     run_id = tracking_retry(
         lambda: tracker.start_trial_run(
