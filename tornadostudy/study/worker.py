@@ -17,7 +17,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 from tornadostudy.errors import TrackingError, TrainingError
@@ -25,6 +24,7 @@ from tornadostudy.spec import Range, StudySpec
 from tornadostudy.spool import Spool
 from tornadostudy.study.costs import CostRefiner
 from tornadostudy.study.handle import StudyHandle, make_sampler
+from tornadostudy.study.identity import package_versions, worker_id
 from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers, stale_after_s
 from tornadostudy.study.storage import retrying
 from tornadostudy.study.trial_run import trial_run
@@ -54,23 +54,6 @@ class WorkerSummary:
     worker: str
     completed: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
-
-
-def _worker_id() -> str:
-    slurm = os.environ.get("SLURM_ARRAY_JOB_ID")
-    task = os.environ.get("SLURM_ARRAY_TASK_ID")
-    job = f"{slurm}_{task}" if slurm and task else os.environ.get("SLURM_JOB_ID", "")
-    return f"{socket.gethostname()}:{os.getpid()}" + (f":{job}" if job else "")
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for package in ("tornadostudy", "tensorflow", "keras", "optuna", "mlflow", "numpy"):
-        try:
-            out[f"version.{package}"] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def _suggest(trial, spec: StudySpec) -> dict[str, Any]:
@@ -107,7 +90,7 @@ class _TrialProgress(TrialCallbacks):
 class Worker:
     def __init__(self, opts: WorkerOptions) -> None:
         self.opts = opts
-        self.id = _worker_id()
+        self.id = worker_id()
         self._next_reap = 0.0  # the first claim looks for lost workers
         # An array task may start while the database restarts: wait for it, as for any outage.
         self.handle = StudyHandle.open(opts.study, opts.storage_url, wait=True)
@@ -128,7 +111,7 @@ class Worker:
             "gpu_names": ",".join(getattr(self.trainer, "gpu_names", [])) or "none",
             **{f"slurm_{k.lower()[6:]}": v for k, v in os.environ.items()
                if k in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")},
-            **_versions(),
+            **package_versions(),
         }  # fmt: skip
 
     # --- one trial -------------------------------------------------------------------------------
@@ -163,6 +146,13 @@ class Worker:
         return trial.number, retrying(lambda: _suggest(trial, self.spec), what="sample the trial's parameters")
 
     def run_one(self, claim, summary: WorkerSummary) -> None:
+        # The cell is heartbeaten for the whole trial, not only while it trains: waiting for MLflow to make
+        # the trial's run (a tracking outage) must not get this live worker presumed lost.
+        beat = functools.partial(self.handle.cells.heartbeat, self.spec.name, claim.cell, self.id)
+        with Heartbeat(beat, heartbeat_s()):
+            self._run_one(claim, summary)
+
+    def _run_one(self, claim, summary: WorkerSummary) -> None:
         number, params = self._start_trial(claim)
         # Derived from the trial: the reaper finds the run by it if this worker dies before recording its id.
         run_key = trial_run_key(self.handle.study_id, number)
@@ -181,7 +171,11 @@ class Worker:
         name = self.spec.name
         storage = self.handle.storage
         trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
-        retrying(lambda: storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id), what="record the run id")
+        try:
+            retrying(lambda: storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id), what="record the run id")
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._discard(number, run_id, summary)  # a reaper closed the trial while its run was being made
+            return
         self.handle.cells.set_trial(name, claim.cell, self.id, number, run_id)
         log.info("trial %d (cell %d, attempt %d): %s", number, claim.cell, claim.attempt, trial_params.label())
 
@@ -246,11 +240,9 @@ class Worker:
     def _train(self, trial_params, claim, run_id: str, context: TrialContext, number: int):
         """Train; if the worker is stopped (SIGTERM, Ctrl-C) or crashes meanwhile, close the trial, its run
         and its cell before the exception goes on, so nothing is left looking alive."""
-        beat = functools.partial(self.handle.cells.heartbeat, self.spec.name, claim.cell, self.id)
         _IN_TRIAL.set()
         try:
-            with Heartbeat(beat, heartbeat_s()):
-                return self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run_id), context)
+            return self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run_id), context)
         except TrainingError:
             raise
         except TrialInterrupted as exc:
