@@ -13,6 +13,7 @@ adopter. ``tornadostudy tracking sync`` adopts and delivers whatever is left by 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -54,6 +55,16 @@ def _owner(folder: Path) -> tuple[str, int] | None:
     """(host, pid) of the process that owns the folder now: its adopter if it was adopted."""
     host, _, pid = folder.name.rsplit("~", 1)[-1].rpartition("-")
     return (host, int(pid)) if host and pid.isdigit() else None
+
+
+def _fs_now(root: Path) -> float:
+    """The file system's clock (a shared file system's server may disagree with this host's clock)."""
+    probe = root / f".clock-{_this_process()}-{uuid.uuid4().hex[:8]}"
+    probe.touch()
+    try:
+        return probe.stat().st_mtime
+    finally:
+        probe.unlink()
 
 
 class Spool:
@@ -158,9 +169,9 @@ class Spool:
         (self.folder / ALIVE_FILE).touch()
 
     @staticmethod
-    def is_live(folder: Path, stale_s: float) -> bool:
+    def is_live(folder: Path, stale_s: float, fs_now: Callable[[], float]) -> bool:
         """A folder of this host is live while its owner's pid runs; one of another host while its
-        owner touched it within ``stale_s`` (ages measured on the file system's own clock)."""
+        owner touched it within ``stale_s``, measured on the file system's own clock (``fs_now``)."""
         owner = _owner(folder)
         if owner is None:
             return True  # not a process folder: never touch it
@@ -169,24 +180,19 @@ class Spool:
             return _pid_alive(pid)
         marker = folder / ALIVE_FILE
         last = marker.stat().st_mtime if marker.exists() else folder.stat().st_mtime
-        probe = folder.parent / f".clock-{_this_process()}-{uuid.uuid4().hex[:8]}"
-        probe.touch()
-        try:
-            now = probe.stat().st_mtime
-        finally:
-            probe.unlink()
-        return now - last < stale_s
+        return fs_now() - last < stale_s
 
     @classmethod
     def adopt_orphans(cls, root: Path, uri: str | None, stale_s: float, exclude: Path | None = None) -> list[Spool]:
         """Take over the folders of processes that are gone and logged to ``uri`` (any URI if None)."""
         adopted = []
+        fs_now = functools.cache(lambda: _fs_now(root))  # one probe per pass, and only if another host's folder
         for folder in cls.folders(root):
             if folder == exclude or not any(folder.glob("*.jsonl")):
                 continue
             if uri is not None and cls.stored_uri(folder) not in (None, strip_password(uri)):
                 continue  # another tracking server's writes
-            if cls.is_live(folder, stale_s):
+            if cls.is_live(folder, stale_s, fs_now):
                 continue
             target = folder.with_name(f"{folder.name.split('~')[0]}~{_this_process()}")
             try:
