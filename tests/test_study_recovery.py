@@ -118,14 +118,11 @@ def test_a_run_whose_id_was_never_recorded_is_found_by_its_key_and_closed(study_
     folder, env = study_env
     spec, handle = _setup(folder, env, search="epochs = [1]\nbatch_size = [128]")
     worker = Worker(WorkerOptions(spec.name, env["TORNADOSTUDY_STORAGE"]))
-    record = worker.handle.storage.set_trial_user_attr
 
-    def killed_before_recording_the_run(trial_id, key, value):
-        if key == "mlflow_run_id":
-            raise KeyboardInterrupt("killed between making the run and recording its id")
-        return record(trial_id, key, value)
+    def killed_before_recording_the_run(*args):
+        raise KeyboardInterrupt("killed between making the run and recording its id")
 
-    monkeypatch.setattr(worker.handle.storage, "set_trial_user_attr", killed_before_recording_the_run)
+    monkeypatch.setattr("tornadostudy.study.records.record_run", killed_before_recording_the_run)
     with pytest.raises(KeyboardInterrupt):
         worker.run()
     (run,) = _runs(env, handle)

@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 
 from tests.conftest import start_workers, wait_all, write_sim_spec
+from tests.test_study_records import Book, check_record_matches_optuna
 from tornadostudy.spec import load_spec
 from tornadostudy.study.cells import CellTable
 from tornadostudy.study.create import create_study
@@ -39,6 +40,27 @@ def test_threads_claim_distinct_cells_with_skip_locked(postgres_url):
     for t in threads:
         t.join()
     assert sorted(taken) == list(range(200))
+
+
+def test_trial_records_match_optuna_and_concurrent_creators_get_distinct_numbers(postgres_factory):
+    check_record_matches_optuna(Book(resolve_storage_url(postgres_factory())))
+    book = Book(resolve_storage_url(postgres_factory()))
+    made, lock = [], threading.Lock()
+
+    def create(worker):
+        for _ in range(5):
+            _cell, trial_id, number = book.start(worker)
+            with lock:
+                made.append((trial_id, number))
+
+    threads = [threading.Thread(target=create, args=(f"w{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(n for _, n in made) == list(range(40)), "numbers are distinct and dense, as Optuna's"
+    stored = {t._trial_id: t.number for t in book.storage.get_all_trials(book.study_id, deepcopy=False)}
+    assert stored == dict(made)
 
 
 @pytest.mark.slow

@@ -114,28 +114,25 @@ class CellTable:
                 return None
         return None
 
-    def _update(self, study: str, cell: int, worker: str | None, values: dict[str, Any], what: str) -> bool:
+    def held(self, study: str, cell: int, worker: str | None):
+        """An UPDATE of the cell that only matches while it runs (and, given a worker, is that worker's)."""
         t = self.table
         cond = (t.c.study == study) & (t.c.cell == cell) & (t.c.state == "running")
         if worker is not None:
             cond = cond & (t.c.worker == worker)
+        return t.update().where(cond)
+
+    def _update(self, study: str, cell: int, worker: str | None, values: dict[str, Any], what: str) -> bool:
+        statement = self.held(study, cell, worker).values(**values)
 
         def attempt():
             with self.engine.begin() as conn:
-                return conn.execute(t.update().where(cond).values(**values)).rowcount
+                return conn.execute(statement).rowcount
 
         return retrying(attempt, what=what) == 1
 
-    def set_trial(self, study: str, cell: int, worker: str, trial_number: int, run_id: str | None) -> bool:
-        return self._update(study, cell, worker, {"trial_number": trial_number, "run_id": run_id}, "record the trial")
-
     def heartbeat(self, study: str, cell: int, worker: str) -> bool:
         return self._update(study, cell, worker, {"heartbeat_at": time.time()}, "send a heartbeat")
-
-    def complete(self, study: str, cell: int, worker: str) -> bool:
-        now = time.time()
-        return self._update(study, cell, worker, {"state": "complete", "finished_at": now, "heartbeat_at": now},
-                            "mark the cell complete")  # fmt: skip
 
     def fail(self, study: str, cell: int, worker: str, error: str, retry: bool, max_attempts: int) -> str:
         """Give a failed cell back (``waiting``) while attempts remain and a retry can help; else ``failed``."""
@@ -231,6 +228,14 @@ class CellTable:
 
         return [(r.cell, None if r.params is None else json.loads(r.params))
                 for r in self._fetch_all(query, "read waiting cells")]  # fmt: skip
+
+    def completed_by(self, study: str, cell: int, worker: str, trial_number: int) -> bool:
+        """Whether the cell is complete with this worker's trial."""
+        t = self.table
+        query = self.sa.select(t.c.cell).where(
+            (t.c.study == study) & (t.c.cell == cell) & (t.c.state == "complete")
+            & (t.c.worker == worker) & (t.c.trial_number == trial_number))  # fmt: skip
+        return bool(self._fetch_all(query, "read the cell"))
 
     def claimable(self, study: str, num_gpus: int) -> bool:
         t = self.table

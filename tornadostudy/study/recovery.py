@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 import os
 import threading
-import time
 
 from tornadostudy.study.handle import StudyHandle
 
@@ -66,8 +65,8 @@ class Heartbeat:
 
 
 def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None = None) -> int:
-    """Reap stale cells and close their trials and runs; also finish trials whose cell completed but
-    whose worker died before reporting. Returns the number of cells reaped."""
+    """Reap stale cells and close their trials and runs, and trials whose worker was lost before it
+    recorded them on their cell. Returns the number of cells reaped."""
     import optuna
 
     stale_s = stale_after_s() if stale_s is None else stale_s
@@ -90,7 +89,6 @@ def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None =
         return len(rows)
     cells_of_running = {t.user_attrs.get("cell") for t in running.values()} - {None}
     rows_now = {r["cell"]: r for r in handle.cells.rows(handle.name, cells_of_running)}
-    _finish_reported_cells(handle, running, rows_now, stale_s)
     _fail_orphaned_trials(handle, tracker, running, rows_now, {r["trial_number"] for r in rows}, stale_s)
     return len(rows)
 
@@ -126,9 +124,9 @@ def _fail_orphaned_trials(
             row = rows.get(trial.user_attrs["cell"])
             if row is None:
                 continue
-        held = row is not None and row["state"] == "running" and row["worker"] == trial.user_attrs.get("worker")
-        reported = row is not None and row["state"] == "complete" and row["trial_number"] == number
-        if held or reported:  # a live worker's trial, or _finish_reported_cells' case
+        # A cell completes in one transaction with its trial (records.complete_trial), so a RUNNING trial
+        # is a live worker's only while that worker still holds the cell.
+        if row is not None and row["state"] == "running" and row["worker"] == trial.user_attrs.get("worker"):
             continue
         reason = "worker lost before its trial was recorded"
         log.warning("trial %d: %s; closing it", number, reason)
@@ -159,22 +157,3 @@ def _close_runs(handle: StudyHandle, tracker, trial, reason: str) -> None:
             tracker.end_run(run, "KILLED")
     except Exception as exc:
         log.warning("could not close the MLflow run of trial %d: %s", trial.number, exc)
-
-
-def _finish_reported_cells(handle: StudyHandle, running: dict, rows: dict, stale_s: float) -> None:
-    """A worker that died between marking its cell complete and reporting its trial left the trial
-    RUNNING with its metrics stored: report it from those metrics, so the cell has its one COMPLETE trial.
-    Only for cells completed longer ago than the stale limit: a live worker reports within moments."""
-    import optuna
-
-    if not running:
-        return
-    cutoff = time.time() - stale_s
-    done = {r["trial_number"]: r for r in rows.values()
-            if r["state"] == "complete" and (r["finished_at"] or 0) < cutoff}  # fmt: skip
-    for number, trial in running.items():
-        if number in done and "metrics" in trial.user_attrs:
-            metrics = trial.user_attrs["metrics"]
-            values = [metrics[o.metric] for o in handle.spec.objectives]
-            handle.storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.COMPLETE, values)
-            log.warning("trial %d: its worker died after finishing; reported it from its stored metrics", number)

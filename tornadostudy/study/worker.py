@@ -22,6 +22,7 @@ from typing import Any
 from tornadostudy.errors import TrackingError, TrainingError
 from tornadostudy.spec import Range, StudySpec
 from tornadostudy.spool import Spool
+from tornadostudy.study import records
 from tornadostudy.study.costs import CostRefiner
 from tornadostudy.study.handle import StudyHandle, make_sampler
 from tornadostudy.study.identity import package_versions, worker_id
@@ -125,22 +126,18 @@ class Worker:
         if self.spec.sampler == "grid":
             params = claim.params
             searched = {k: params[k] for k in self.spec.grid}
-            template = optuna.trial.create_trial(
-                state=optuna.trial.TrialState.RUNNING,
-                params=searched,
-                distributions={k: optuna.distributions.CategoricalDistribution(v) for k, v in self.spec.grid.items()},
-                user_attrs=attrs,
-                # What GridSampler itself records, so its bookkeeping sees this grid point as taken.
-                system_attrs={"grid_id": claim.cell, "search_space": self.spec.grid},
-            )
-            storage = self.handle.storage
-            trial_id = retrying(lambda: storage.create_new_trial(self.handle.study_id, template_trial=template),
-                                what="create the trial")  # fmt: skip
-            number = retrying(lambda: storage.get_trial_number_from_id(trial_id), what="look up the trial")
+            distributions = {k: optuna.distributions.CategoricalDistribution(v) for k, v in self.spec.grid.items()}
+            # The system attributes are what GridSampler itself records, so it sees this grid point as taken.
+            trial_id, number = retrying(
+                lambda: records.start_trial(self.handle.cells, self.handle.study_id, searched, distributions, attrs,
+                                            {"grid_id": claim.cell, "search_space": self.spec.grid}),
+                what="create the trial",
+            )  # fmt: skip
             self.handle.remember_trial(number, trial_id)
             return number, params
         study.sampler = make_sampler(self.spec, slot=claim.cell * 1000 + claim.attempt)
         trial = retrying(study.ask, what="ask for a trial")
+        self.handle.remember_trial(trial.number, trial._trial_id)
         for key, value in attrs.items():
             retrying(lambda k=key, v=value: trial.set_user_attr(k, v), what="label the trial")
         return trial.number, retrying(lambda: _suggest(trial, self.spec), what="sample the trial's parameters")
@@ -166,17 +163,12 @@ class Worker:
             self._run_trial(claim, number, params, trial_params, run_id, summary)
 
     def _run_trial(self, claim, number: int, params: dict[str, Any], trial_params, run_id: str, summary) -> None:
-        import optuna
-
-        name = self.spec.name
-        storage = self.handle.storage
+        cells, name = self.handle.cells, self.spec.name
         trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
-        try:
-            retrying(lambda: storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id), what="record the run id")
-        except optuna.exceptions.UpdateFinishedTrialError:
-            self._discard(number, run_id, summary)  # a reaper closed the trial while its run was being made
+        if not retrying(lambda: records.record_run(cells, name, claim.cell, self.id, trial_id, number, run_id),
+                        what="record the run id"):  # fmt: skip
+            self._discard(number, run_id, summary)  # presumed lost while its run was being made
             return
-        self.handle.cells.set_trial(name, claim.cell, self.id, number, run_id)
         log.info("trial %d (cell %d, attempt %d): %s", number, claim.cell, claim.attempt, trial_params.label())
 
         checkpoint = self.handle.checkpoint_dir(claim.cell)
@@ -202,20 +194,15 @@ class Worker:
             clear_checkpoint(checkpoint)  # a failed attempt's state is not worth resuming
             self._fail(number, claim, run_id, exc, summary)
             return
-        try:
-            for key, value in (("metrics", metrics), ("info", result.info)):
-                retrying(lambda k=key, v=value: storage.set_trial_user_attr(trial_id, k, v), what="store the results")
-        except optuna.exceptions.UpdateFinishedTrialError:
-            self._discard(number, run_id, summary)  # a reaper closed the trial meanwhile
-            return
         self.tracker.log_final(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)},
                                {f"info.{k}": v for k, v in result.info.items()})  # fmt: skip
-        # The cell is the commit point of exactly-once: only the worker still holding it may complete it.
-        # (Dying right after this leaves the trial RUNNING with its metrics stored: the reaper reports it.)
-        if not self.handle.cells.complete(name, claim.cell, self.id):
+        # The cell is the commit point of exactly-once: only the worker still holding it (and its trial
+        # still RUNNING) may complete it; trial and cell complete in one transaction.
+        results = {"metrics": metrics, "info": result.info}
+        if not retrying(lambda: records.complete_trial(cells, name, claim.cell, self.id, trial_id, number, values,
+                                                       results), what="report the trial"):  # fmt: skip
             self._discard(number, run_id, summary)
             return
-        self._finish(number, optuna.trial.TrialState.COMPLETE, values)
         self.tracker.end_run(run_id, "FINISHED")
         clear_checkpoint(checkpoint)
         summary.completed.append(number)
@@ -232,7 +219,7 @@ class Worker:
                                                                      reason), what="record the discard")  # fmt: skip
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # the reaper already recorded why
-        self._finish(number, optuna.trial.TrialState.FAIL)
+        self._close_failed(number)
         self.tracker.set_tags(run_id, {"fail_reason": reason})
         self.tracker.end_run(run_id, "KILLED")
         summary.failed.append(number)
@@ -255,8 +242,6 @@ class Worker:
             _IN_TRIAL.clear()
 
     def _abandon(self, number: int, claim, run_id: str, exc: BaseException) -> None:
-        import optuna
-
         stopped = isinstance(exc, (KeyboardInterrupt, WorkerStopped))
         reason = (
             (str(exc) if isinstance(exc, WorkerStopped) and str(exc) else "worker stopped")
@@ -266,7 +251,7 @@ class Worker:
         log.warning("trial %d abandoned (%s); giving cell %d back", number, reason, claim.cell)
         steps = (
             lambda: self.handle.storage.set_trial_user_attr(self.handle.trial_id(number), "fail_reason", reason),
-            lambda: self._finish(number, optuna.trial.TrialState.FAIL),
+            lambda: self._close_failed(number),
             # A stopped attempt (preemption, scancel) is not the cell's fault and does not count.
             lambda: (
                 self.handle.cells.release(self.spec.name, claim.cell, self.id, reason)
@@ -283,15 +268,13 @@ class Worker:
                 log.warning("clean-up step failed: %s", cleanup_exc)
 
     def _fail(self, number: int, claim, run_id: str, exc: TrainingError, summary: WorkerSummary) -> None:
-        import optuna
-
         reason = str(exc)
         log.warning("trial %d failed (%s): %s", number, exc.kind, reason)
         trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
         for key, value in (("fail_reason", reason), ("fail_kind", exc.kind)):
             retrying(lambda k=key, v=value: self.handle.storage.set_trial_user_attr(trial_id, k, v),
                      what="record the failure")  # fmt: skip
-        self._finish(number, optuna.trial.TrialState.FAIL)
+        self._close_failed(number)
         state = self.handle.cells.fail(self.spec.name, claim.cell, self.id, f"{exc.kind}: {reason}",
                                        exc.retryable, self.spec.max_attempts)  # fmt: skip
         try:
@@ -301,25 +284,18 @@ class Worker:
             log.warning("could not close MLflow run %s: %s", run_id, tracking_exc)
         summary.failed.append(number)
 
-    def _finish(self, number: int, state, values: list[float] | None = None) -> None:
+    def _close_failed(self, number: int) -> None:
+        """Mark the trial FAIL, straight in the storage for every sampler (GridSampler.after_trial, run by
+        ``tell``, scans the whole study and calls study.stop(), which only works inside study.optimize())."""
         import optuna
 
+        trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
         try:
-            self._report(number, state, values)
+            retrying(lambda: self.handle.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL),
+                     what="report the trial")  # fmt: skip
         except optuna.exceptions.UpdateFinishedTrialError:
             # A reaper got there first (this worker was presumed lost): the trial is already closed.
             log.warning("trial %d was already closed by another process", number)
-
-    def _report(self, number: int, state, values: list[float] | None) -> None:
-        if self.spec.sampler == "grid":
-            # Straight to the storage: GridSampler.after_trial would scan the whole study on every
-            # report and call study.stop(), which only works inside study.optimize().
-            trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
-            retrying(
-                lambda: self.handle.storage.set_trial_state_values(trial_id, state, values), what="report the trial"
-            )
-        else:
-            retrying(lambda: self.handle.study.tell(number, values, state=state), what="report the trial")
 
     # --- the loop --------------------------------------------------------------------------------
     def run(self) -> WorkerSummary:
