@@ -2,7 +2,10 @@
 
 import threading
 
-from tornadostudy.delivery import Deliverer
+import pytest
+
+from tornadostudy.delivery import Deliverer, linger_s
+from tornadostudy.errors import UserInputError
 from tornadostudy.spool import Spool
 
 
@@ -77,3 +80,21 @@ def test_drain_does_not_report_idle_before_a_write_made_during_a_pass(tmp_path, 
     assert deliverer.drain(30) == [] and received == [1, 2]
     assert not [r.message for r in caplog.records if "unreachable" in r.message], "a busy spool is no outage"
     deliverer.close()
+
+
+def test_writes_that_arrive_close_together_are_delivered_in_one_call(tmp_path):
+    spool, calls = Spool(tmp_path / "me"), []
+    deliverer = Deliverer(spool, lambda run_id, op: calls.append(op), merge=lambda ops: [ops], linger_s=30.0)
+    for step in (1, 2, 3):
+        spool.append("a", {"op": "metrics", "step": step})
+        deliverer.notify()
+    assert deliverer.drain(30) == [], "draining cuts the lingering short"
+    assert calls == [{"op": "batch", "ops": [{"op": "metrics", "step": s} for s in (1, 2, 3)]}]
+    deliverer.close()
+
+
+@pytest.mark.parametrize("text", ["soon", "-1", "nan", "600"])
+def test_a_bad_linger_setting_is_a_one_line_error_naming_it(monkeypatch, text):
+    monkeypatch.setenv("TORNADOSTUDY_TRACKING_LINGER_S", text)
+    with pytest.raises(UserInputError, match=r"TORNADOSTUDY_TRACKING_LINGER_S=.*use"):
+        linger_s()

@@ -118,3 +118,29 @@ def test_an_adopted_spool_whose_adopter_died_is_adopted_again_under_its_first_na
     adopted.replay("run1", lambda op: None)
     adopted.remove_if_empty()
     assert not adopted.folder.exists()
+
+
+def test_a_merged_group_refused_for_good_is_retried_write_by_write_and_an_outage_keeps_it_whole(tmp_path):
+    spool = Spool(tmp_path / "s")
+    for step in (1, 2, 3):
+        spool.append("run1", {"op": "metrics", "step": step})
+    calls = []
+
+    def away(op):
+        calls.append(op["op"])
+        raise ConnectionError("server away")
+
+    assert not spool.replay("run1", away, merge=lambda ops: [ops])
+    waiting = (tmp_path / "s" / "run1.jsonl").read_text().splitlines()
+    assert calls == ["batch"] and len(waiting) == 3, "nothing delivered, nothing lost"
+
+    def refuse_step_2(op):
+        calls.append(op.get("step", op["op"]))
+        if op["op"] == "batch" or op["step"] == 2:
+            raise _Refused("INVALID_PARAMETER_VALUE")
+
+    calls.clear()
+    assert spool.replay("run1", refuse_step_2, merge=lambda ops: [ops])
+    assert calls == ["batch", 1, 2, 3] and not spool.pending("run1")
+    rejected = (tmp_path / "s" / "run1.rejected").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in rejected] == [2]

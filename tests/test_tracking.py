@@ -4,7 +4,7 @@ import pytest
 
 from tornadostudy.errors import TrackingError
 from tornadostudy.spool import Spool
-from tornadostudy.tracking import RUN_KEY_TAG, Tracker, _pool_settings, new_run_key
+from tornadostudy.tracking import RUN_KEY_TAG, Tracker, _pool_settings, merge_writes, new_run_key
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,40 @@ def test_a_write_mlflow_refuses_is_permanent_and_an_unreachable_server_is_not(tm
     with pytest.raises(TrackingError) as unreachable:
         away.log_metrics("0" * 32, {"loss": 1.0}, step=1)
     assert not unreachable.value.permanent
+
+
+def test_waiting_writes_are_merged_in_order_into_calls_mlflow_accepts():
+    trial = [{"op": "params", "params": {"a": "1"}}, {"op": "metrics", "metrics": {"loss": 1.0}, "step": 1, "ts": 1},
+             {"op": "metrics", "metrics": {"auc": 0.8}, "step": 0, "ts": 2, "tags": {"t": "x"}},
+             {"op": "end", "status": "FINISHED", "ts": 3}]  # fmt: skip
+    tags = [{"op": "tags", "tags": {f"k{i}": "v"}} for i in range(150)]
+    assert [len(group) for group in merge_writes(trial + tags)] == [3, 1, 100, 50], "at most 100 tags a call"
+    many = [{"op": "history", "entries": [[s, "loss", 1.0] for s in range(900)], "ts": 1},
+            {"op": "metrics", "metrics": {f"m{i}": 1.0 for i in range(200)}, "step": 1, "ts": 2}]  # fmt: skip
+    assert [len(group) for group in merge_writes(many)] == [1, 1], "at most 1,000 metrics a call"
+    assert [op for group in merge_writes(trial + tags + many) for op in group] == trial + tags + many
+
+
+def test_a_trial_that_waited_for_mlflow_arrives_in_two_calls_as_if_written_one_by_one(tmp_path):
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", spool=Spool(tmp_path / "spool"))
+    experiment, _ = tracker.ensure_experiment("s")
+    run_id = tracker.start_trial_run(experiment, None, "trial", {"batch_size": 128}, {"cell": 3})
+    log_batch, set_terminated = tracker.client.log_batch, tracker.client.set_terminated
+
+    def away(*args, **kwargs):
+        raise ConnectionError("server away")
+
+    tracker.client.log_batch = tracker.client.set_terminated = away
+    for epoch in (1, 2, 3):
+        tracker.log_metrics(run_id, {"loss": 1.0 / epoch}, step=epoch)
+    tracker.set_tags(run_id, {"note": "first"})
+    tracker.log_final(run_id, {"test_auc": 0.8}, {"note": "last"})
+    tracker.end_run(run_id, "FINISHED")
+    calls = []
+    tracker.client.log_batch = lambda *a, **k: calls.append("log_batch") or log_batch(*a, **k)
+    tracker.client.set_terminated = lambda *a, **k: calls.append("end") or set_terminated(*a, **k)
+    assert tracker.flush() == [] and calls == ["log_batch", "end"]
+    run = tracker.client.get_run(run_id)
+    assert tracker.curve(run_id, "loss") == [(1, 1.0), (2, 0.5), (3, 1.0 / 3)]
+    assert run.data.metrics["test_auc"] == 0.8 and run.data.params == {"batch_size": "128"}
+    assert run.data.tags["note"] == "last" and run.info.status == "FINISHED"

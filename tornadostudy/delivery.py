@@ -10,27 +10,58 @@ memory and dies with the process.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from tornadostudy.errors import UserInputError
 from tornadostudy.spool import Spool
 
-__all__ = ["Deliverer"]
+__all__ = ["Deliverer", "linger_s"]
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
 
 
-class Deliverer:
-    """Delivers ``spool`` (and adopted spools) through ``apply(run_id, op)`` in a daemon thread."""
+def linger_s() -> float:
+    """After a write arrives, how long the delivery thread waits for more before one call delivers them
+    all (``TORNADOSTUDY_TRACKING_LINGER_S``, default 2 s): a short trial's params, epochs and final numbers
+    become one round trip, and a curve in the MLflow UI is at most that late. 0: deliver each at once."""
+    text = os.environ.get("TORNADOSTUDY_TRACKING_LINGER_S", "2")
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserInputError(
+            f"TORNADOSTUDY_TRACKING_LINGER_S={text!r} is not a number of seconds: use e.g. 2"
+        ) from None
+    if not 0 <= value <= 60:
+        raise UserInputError(f"TORNADOSTUDY_TRACKING_LINGER_S={value:g} is out of range: use 0 to 60 seconds")
+    return value
 
-    def __init__(self, spool: Spool, apply: Callable[[str, dict[str, Any]], None], alive_every_s: float = 30.0):
+
+class Deliverer:
+    """Delivers ``spool`` (and adopted spools) through ``apply(run_id, op)`` in a daemon thread.
+
+    ``merge`` groups a run's waiting writes into one call each (see :meth:`Spool.replay`); ``linger_s``:
+    after a write arrives, wait this long for more before delivering, so writes that come close together
+    (a short trial's params, epochs and final numbers) share one call. Draining cuts the wait short."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        apply: Callable[[str, dict[str, Any]], None],
+        alive_every_s: float = 30.0,
+        merge: Callable[[list[dict[str, Any]]], list[list[dict[str, Any]]]] | None = None,
+        linger_s: float = 0.0,
+    ):
         self.spool = spool
         self._apply = apply
         self._alive_every_s = alive_every_s
+        self._merge, self._linger_s = merge, linger_s
+        self._hurry = threading.Event()  # set by drain: no lingering
         self._spools = [spool]
         self._lock = threading.Lock()
         # Bumped by every notify: a pass that found nothing left only means "idle" if no write came
@@ -65,6 +96,7 @@ class Deliverer:
 
     def drain(self, timeout_s: float) -> list[str]:
         """Deliver everything now, waiting at most ``timeout_s``; returns the run ids still waiting."""
+        self._hurry.set()
         self.notify()  # also cuts a running back-off short
         self._idle.wait(timeout_s)
         return self.waiting()
@@ -72,6 +104,7 @@ class Deliverer:
     def close(self, timeout_s: float = 0.0) -> list[str]:
         left = self.drain(timeout_s) if timeout_s else self.waiting()
         self._closing = True
+        self._hurry.set()
         self._wake.set()
         self._thread.join(timeout=5)
         return left
@@ -92,7 +125,7 @@ class Deliverer:
             spools = list(self._spools)
         for spool in spools:
             for run_id in spool.runs():
-                if not spool.replay(run_id, lambda op, r=run_id: apply(r, op)):
+                if not spool.replay(run_id, lambda op, r=run_id: apply(r, op), self._merge):
                     # MLflow is away: stop here rather than wait out a timeout for every other run.
                     return failure[0] if failure else "a write could not be delivered"
             if spool is not self.spool and not spool.runs():
@@ -104,7 +137,8 @@ class Deliverer:
     def _run(self) -> None:
         delay, next_alive = 0.0, 0.0
         while not self._closing:
-            self._wake.wait(timeout=delay or self._alive_every_s)
+            if self._wake.wait(timeout=delay or self._alive_every_s) and self._linger_s and not delay:
+                self._hurry.wait(self._linger_s)  # let the writes that follow this one join it
             self._wake.clear()
             with self._lock:
                 seen = self._generation
@@ -132,3 +166,4 @@ class Deliverer:
             with self._lock:
                 if self._generation == seen:
                     self._idle.set()
+                    self._hurry.clear()  # all delivered: the next writes may linger again

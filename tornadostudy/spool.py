@@ -129,26 +129,48 @@ class Spool:
                 raise
         return ops
 
-    def replay(self, run_id: str, apply: Callable[[dict[str, Any]], None]) -> bool:
+    def replay(
+        self,
+        run_id: str,
+        apply: Callable[[dict[str, Any]], None],
+        merge: Callable[[list[dict[str, Any]]], list[list[dict[str, Any]]]] | None = None,
+    ) -> bool:
         """Deliver the run's writes in order; False if one could not be delivered (it and the later ones
         wait). Writes appended meanwhile (another thread) stay for the next replay. A write MLflow
         refuses for good (``exc.permanent``) is set aside in ``<run>.rejected`` with a warning instead
-        of blocking the run's later writes forever."""
+        of blocking the run's later writes forever.
+
+        ``merge`` splits the writes, in order, into groups delivered as one ``{"op": "batch", "ops": …}``
+        call each (one round trip instead of many); a group refused for good is retried write by write,
+        so only the refused write is set aside."""
         path = self._path(run_id)
         with self._lock:
             ops = self._read(path)
-        done, rejected = 0, []
-        for op in ops:
-            try:
-                apply(op)
-            except Exception as exc:
-                if not getattr(exc, "permanent", False):
-                    log.debug("spool for run %s still blocked: %s", run_id, exc)
-                    break
-                log.warning("MLflow refused a %s write of run %s for good (%s); kept in %s",
-                            op.get("op"), run_id, str(exc)[:300], path.with_suffix(".rejected"))  # fmt: skip
-                rejected.append(op)
-            done += 1
+        done, rejected, blocked = 0, [], False
+        for group in merge(ops) if merge else [[op] for op in ops]:
+            if len(group) > 1:
+                try:
+                    apply({"op": "batch", "ops": group})
+                    done += len(group)
+                    continue
+                except Exception as exc:
+                    if not getattr(exc, "permanent", False):
+                        log.debug("spool for run %s still blocked: %s", run_id, exc)
+                        break
+            for op in group:
+                try:
+                    apply(op)
+                except Exception as exc:
+                    if not getattr(exc, "permanent", False):
+                        log.debug("spool for run %s still blocked: %s", run_id, exc)
+                        blocked = True
+                        break
+                    log.warning("MLflow refused a %s write of run %s for good (%s); kept in %s",
+                                op.get("op"), run_id, str(exc)[:300], path.with_suffix(".rejected"))  # fmt: skip
+                    rejected.append(op)
+                done += 1
+            if blocked:
+                break
         with self._lock:
             if rejected:
                 with open(path.with_suffix(".rejected"), "a") as fh:

@@ -17,7 +17,15 @@ from tornadostudy.errors import TrackingError, UserInputError
 from tornadostudy.spool import Spool
 from tornadostudy.urls import mask_url, normalize_db_url
 
-__all__ = ["DEFAULT_TRACKING_URI", "RUN_KEY_TAG", "Tracker", "new_run_key", "resolve_tracking_uri", "trial_run_key"]
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "RUN_KEY_TAG",
+    "Tracker",
+    "merge_writes",
+    "new_run_key",
+    "resolve_tracking_uri",
+    "trial_run_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,35 @@ def _pool_settings(environ) -> None:
         environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "300")
 
 
+# What one log_batch call may carry (MLflow's limits): params, metrics, tags; and all of them together.
+_BATCH_LIMITS, _BATCH_MAX_ENTITIES = (100, 1000, 100), 1000
+_BATCH_COUNTS = {  # a spooled write's (params, metrics, tags)
+    "params": lambda op: (len(op["params"]), 0, 0),
+    "metrics": lambda op: (0, len(op["metrics"]), len(op.get("tags", {}))),
+    "history": lambda op: (0, len(op["entries"]), 0),
+    "tags": lambda op: (0, 0, len(op["tags"])),
+}
+
+
+def merge_writes(ops: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """A run's spooled writes, in order, in groups that one log_batch call can carry: a trial's params,
+    epochs and final numbers become one round trip when they wait together (a busy or lagging
+    delivery thread, a replay after an outage). Closing the run is a call of its own."""
+    groups: list[list[dict[str, Any]]] = []
+    total = None  # the counts of the last group, while it can still grow
+    for op in ops:
+        counts = _BATCH_COUNTS[op["op"]](op) if op["op"] in _BATCH_COUNTS else None
+        merged = None if total is None or counts is None else [a + b for a, b in zip(total, counts, strict=True)]
+        fits = merged is not None and sum(merged) <= _BATCH_MAX_ENTITIES
+        if fits and all(n <= limit for n, limit in zip(merged, _BATCH_LIMITS, strict=True)):
+            groups[-1].append(op)
+            total = merged
+        else:
+            groups.append([op])
+            total = counts
+    return groups
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -107,9 +144,9 @@ class Tracker:
         if background:
             if spool is None:
                 raise ValueError("background delivery needs a spool")
-            from tornadostudy.delivery import Deliverer
+            from tornadostudy.delivery import Deliverer, linger_s
 
-            self.deliverer = Deliverer(spool, self._apply, alive_every_s)
+            self.deliverer = Deliverer(spool, self._apply, alive_every_s, merge_writes, linger_s())
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:
@@ -245,22 +282,25 @@ class Tracker:
     def _apply(self, run_id: str, op: dict[str, Any]) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
-        if op["op"] == "params":
-            params = [Param(k, v) for k, v in op["params"].items()]
-            self._call("log trial params", self.client.log_batch, run_id, params=params)
-        elif op["op"] == "metrics":  # with "tags" too for a trial's final write
-            batch = [Metric(k, v, op["ts"], op["step"]) for k, v in sorted(op["metrics"].items())]
-            tags = [RunTag(k, v) for k, v in op.get("tags", {}).items()]
-            self._call("log metrics", self.client.log_batch, run_id, metrics=batch, tags=tags)
-        elif op["op"] == "history":
-            batch = [Metric(k, v, op["ts"], step) for step, k, v in op["entries"]]
-            self._call("log metric history", self.client.log_batch, run_id, metrics=batch)
-        elif op["op"] == "tags":
-            self._call("set tags", self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in op["tags"].items()])
-        elif op["op"] == "end":
+        if op["op"] == "end":
             self._call("end the run", self.client.set_terminated, run_id, status=op["status"], end_time=op["ts"])
-        else:
+            return
+        if op["op"] != "batch" and op["op"] not in _BATCH_COUNTS:
             raise TrackingError(f"unknown spooled write {op['op']!r}")
+        params: dict[str, str] = {}
+        metrics: list[Metric] = []
+        tags: dict[str, str] = {}
+        for write in op["ops"] if op["op"] == "batch" else [op]:
+            for key, value in write.get("params", {}).items():
+                params.setdefault(key, value)  # MLflow refuses a repeated key in one call; a param is set once
+            if write["op"] == "metrics":  # with "tags" too for a trial's final write
+                metrics += [Metric(k, v, write["ts"], write["step"]) for k, v in sorted(write["metrics"].items())]
+            elif write["op"] == "history":
+                metrics += [Metric(k, v, write["ts"], step) for step, k, v in write["entries"]]
+            tags.update(write.get("tags", {}))  # a later tag of the same key wins, as if written one by one
+        self._call("log to the run", self.client.log_batch, run_id, metrics=metrics,
+                   params=[Param(k, v) for k, v in params.items()],
+                   tags=[RunTag(k, v) for k, v in tags.items()])  # fmt: skip
 
     def _deliver(self, run_id: str, op: dict[str, Any]) -> bool:
         """True if delivered now (or, with background delivery, safely spooled for it); False if spooled
@@ -272,7 +312,7 @@ class Tracker:
         if self.spool is None:
             self._apply(run_id, op)
             return True
-        if self.spool.pending(run_id) and not self.spool.replay(run_id, lambda o: self._apply(run_id, o)):
+        if self.spool.pending(run_id) and not self.spool.replay(run_id, lambda o: self._apply(run_id, o), merge_writes):
             self.spool.append(run_id, op)  # earlier writes are still waiting: keep the order
             return False
         try:
@@ -293,7 +333,7 @@ class Tracker:
         return [
             run_id
             for run_id in self.spool.runs()
-            if not self.spool.replay(run_id, lambda o, r=run_id: self._apply(r, o))
+            if not self.spool.replay(run_id, lambda o, r=run_id: self._apply(r, o), merge_writes)
         ]
 
     def adopt_orphaned_spools(self, stale_s: float) -> int:
