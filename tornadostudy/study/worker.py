@@ -328,7 +328,9 @@ class Worker:
         now = time.monotonic()
         if not force and now < self._next_reap:
             return 0
-        self._next_reap = now + reap_every_s()
+        # A random half to whole interval: array tasks start together, and looks made at the same moment
+        # (each reads the study's running trials) would stall every worker at once.
+        self._next_reap = now + reap_every_s() * random.uniform(0.5, 1.0)
         try:  # the spooled writes of workers that are gone (killed, timed out) are delivered by us
             self.tracker.adopt_orphaned_spools(stale_after_s())
         except OSError as exc:
