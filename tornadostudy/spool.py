@@ -67,6 +67,17 @@ def _fs_now(root: Path) -> float:
         probe.unlink()
 
 
+def _attempt(apply: Callable[[dict[str, Any]], None], op: dict[str, Any], run_id: str) -> Exception | None:
+    """Deliver one write (or merged call); the error if it failed, logged when it is not a refusal for good."""
+    try:
+        apply(op)
+        return None
+    except Exception as exc:
+        if not getattr(exc, "permanent", False):
+            log.debug("spool for run %s still blocked: %s", run_id, exc)
+        return exc
+
+
 class Spool:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -146,31 +157,28 @@ class Spool:
         path = self._path(run_id)
         with self._lock:
             ops = self._read(path)
-        done, rejected, blocked = 0, [], False
+        done, rejected = 0, []
         for group in merge(ops) if merge else [[op] for op in ops]:
             if len(group) > 1:
-                try:
-                    apply({"op": "batch", "ops": group})
+                error = _attempt(apply, {"op": "batch", "ops": group}, run_id)
+                if error is None:
                     done += len(group)
                     continue
-                except Exception as exc:
-                    if not getattr(exc, "permanent", False):
-                        log.debug("spool for run %s still blocked: %s", run_id, exc)
-                        break
+                if not getattr(error, "permanent", False):
+                    break
+            # One write, or a merged call refused for good: write by write, so only the refused one is set aside.
             for op in group:
-                try:
-                    apply(op)
-                except Exception as exc:
-                    if not getattr(exc, "permanent", False):
-                        log.debug("spool for run %s still blocked: %s", run_id, exc)
-                        blocked = True
-                        break
+                error = _attempt(apply, op, run_id)
+                if error is not None and not getattr(error, "permanent", False):
+                    break  # MLflow is away: this write and the later ones wait
+                if error is not None:
                     log.warning("MLflow refused a %s write of run %s for good (%s); kept in %s",
-                                op.get("op"), run_id, str(exc)[:300], path.with_suffix(".rejected"))  # fmt: skip
+                                op.get("op"), run_id, str(error)[:300], path.with_suffix(".rejected"))  # fmt: skip
                     rejected.append(op)
                 done += 1
-            if blocked:
-                break
+            else:
+                continue
+            break
         with self._lock:
             if rejected:
                 with open(path.with_suffix(".rejected"), "a") as fh:
