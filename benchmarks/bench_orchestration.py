@@ -1,7 +1,9 @@
 """Orchestration: W workers on PostgreSQL, tornadostudy vs plain Optuna GridSampler + per-trial MLflow runs.
 
 Both sides run the same grid with the same per-trial sleep (the ``simulate`` trainer's modelled time ×
-the time scale), logging each epoch to MLflow straight in PostgreSQL. Reported per side: duplicates
+the time scale), logging each epoch to MLflow: by default to an ``mlflow server`` on PostgreSQL (one
+fresh server per side, started by tracking/mlflow-server.sh, as on a cluster), with ``--tracking
+database`` straight in PostgreSQL. Reported per side: duplicates
 (cells run more than once), holes (cells never completed), overhead per trial (each worker's time from
 its first trial's start to its last trial's end, minus what it slept, over its trials: everything the
 machinery does, between trials too; "in trial" counts only inside each trial's own start–end),
@@ -10,7 +12,7 @@ machine many workers queue for the CPU, so this is what the overhead is made of)
 the workers as they became ready (each worker's first claim): the least M with Σ max(0, M − ready_i) ≥
 total sleep and M ≥ first ready + longest sleep — on a cluster workers start in parallel, on one small
 machine 64 interpreters start one after another, and that start-up is not the scheduler's doing (its
-spread is printed).
+spread is printed). With a server, its CPU per trial is printed too (work moved off the workers shows).
 
 The load is a trial rate, not a trial length: by default each W gets the time scale at which its workers
 finish 3.2 trials per second between them — 64 workers with 20 s trials, as the paper's shortest cells on
@@ -19,6 +21,7 @@ a cluster — so every W puts the same load on the database and only the number 
 
     python benchmarks/bench_orchestration.py                      # W = 8, 32, 64; 216 cells
     python benchmarks/bench_orchestration.py --quick              # W = 4; 24 cells
+    python benchmarks/bench_orchestration.py --tracking database  # workers log straight to PostgreSQL
 
 Needs PostgreSQL (``TORNADOSTUDY_TEST_POSTGRES``, default postgresql://postgres@127.0.0.1:5432/postgres).
 Prints ``ratio=`` (baseline ÷ tornadostudy overhead per trial at the largest W)."""
@@ -29,13 +32,16 @@ import argparse
 import itertools
 import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 ADMIN = os.environ.get("TORNADOSTUDY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 BASELINE_WORKER = r"""
@@ -106,6 +112,61 @@ def _database(made: list[str]) -> str:
     return f"postgresql+psycopg2://{ADMIN.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
 
 
+class _Tracking:
+    """Where one side logs: a fresh ``mlflow server`` on its own PostgreSQL database, or the database itself."""
+
+    def __init__(self, folder: Path, name: str, kind: str, made: list[str]) -> None:
+        backend = _database(made)
+        self.server_env = None
+        if kind == "database":
+            self.uri = backend
+            return
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.server_env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend, "MLFLOW_HOST": "127.0.0.1",
+                           "MLFLOW_PORT": str(port), "MLFLOW_ARTIFACTS_DIR": str(folder / f"{name}-artifacts"),
+                           "MLFLOW_STATE_DIR": str(folder / f"{name}-server"),
+                           "MLFLOW_PYTHON": sys.executable}  # fmt: skip
+        self._script("start")
+        self.uri = f"http://127.0.0.1:{port}"
+        self.pid = int((folder / f"{name}-server" / f"mlflow-{port}.pid").read_text())
+        # The server is healthy once one of its workers answers, while the others still import MLflow:
+        # wait until it idles, so that its start-up is not counted against the trials.
+        last, deadline = self.cpu_s(), time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            now = self.cpu_s()
+            if now - last < 0.05:
+                break
+            last = now
+
+    def _script(self, action: str) -> None:
+        subprocess.run([str(ROOT / "tracking" / "mlflow-server.sh"), action], env=self.server_env, check=True,
+                       capture_output=True, timeout=300)  # fmt: skip
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the server and its worker processes so far (0 without a server)."""
+        if self.server_env is None:
+            return 0.0
+        tree, stats = {self.pid}, {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # not a process, or gone meanwhile
+            stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))  # ppid; u+s+cu+cs time
+        for _ in range(3):  # the script's server, its workers, theirs
+            tree |= {pid for pid, (ppid, _) in stats.items() if ppid in tree}
+        return sum(stats[pid][1] for pid in tree if pid in stats) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.server_env is not None:
+            self._script("stop")
+
+
 def _spec(folder: Path, name: str, quick: bool, time_scale: float) -> Path:
     search = ("epochs = [1, 2]\nbatch_size = [64, 256, 1024]\ndata_multiplier = [1, 2]\nlearning_rate = [1e-3, 1e-4]"
               if quick else "epochs = [1, 2, 3]\nbatch_size = [32, 64, 128, 256, 512, 1024]\n"
@@ -152,14 +213,16 @@ def _workers_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _summary(trials: list[tuple[str, float, float, float]], cells: Counter, total_cells: int, cpu_s: float) -> dict:
+def _summary(trials: list[tuple[str, float, float, float]], cells: Counter, total_cells: int, cpu_s: float,
+             server_s: float) -> dict:  # fmt: skip
     """trials: (worker, start, end, sleep) per completed trial — start and end as each side records them
     (tornadostudy: the cell's claim and completion; plain Optuna: the objective's first and last line).
 
     ``overhead_ms`` charges every second a worker was not sleeping, from its first start to its last end,
     to its trials: claiming, creating and reporting trials and all tracking, between trials too.
     ``in_trial_ms`` counts only inside each start–end interval (what earlier runs reported).
-    ``cpu_ms``: the workers' CPU time (``cpu_s``, interpreter start-up included) per trial they ran."""
+    ``cpu_ms``: the workers' CPU time (``cpu_s``, interpreter start-up included) per trial they ran;
+    ``server_ms``: the MLflow server's (``server_s``) per trial."""
     by_worker: dict[str, list[tuple[float, float, float]]] = {}
     for worker, b, e, s in trials:
         by_worker.setdefault(worker, []).append((b, e, s))
@@ -173,53 +236,55 @@ def _summary(trials: list[tuple[str, float, float, float]], cells: Counter, tota
     return {"duplicates": sum(n - 1 for n in cells.values() if n > 1), "holes": total_cells - len(cells),
             "overhead_ms": 1000 * busy / len(trials), "in_trial_ms": 1000 * sum(inside) / len(inside),
             "makespan_ratio": (last - first) / bound, "start_spread_s": max(ready) - first,
-            "cpu_ms": 1000 * cpu_s / len(trials)}  # fmt: skip
+            "cpu_ms": 1000 * cpu_s / len(trials), "server_ms": 1000 * server_s / len(trials)}  # fmt: skip
 
 
-def run_tornadostudy(folder: Path, workers: int, quick: bool, scale: float, made: list[str]) -> dict:
+def run_tornadostudy(folder: Path, workers: int, quick: bool, scale: float, tracking: _Tracking,
+                     made: list[str]) -> dict:  # fmt: skip
     import optuna
 
     from tornadostudy.spec import load_spec
     from tornadostudy.study.create import create_study
     from tornadostudy.study.handle import StudyHandle
 
-    storage, tracking = _database(made), _database(made)
+    storage = _database(made)
     spec = load_spec(_spec(folder, f"ts-{workers}", quick, scale))
-    create_study(spec, storage, tracking)
-    env = {**os.environ, "TORNADOSTUDY_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking}
+    create_study(spec, storage, tracking.uri)
+    env = {**os.environ, "TORNADOSTUDY_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking.uri}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    cpu_before = _workers_cpu_s()
+    cpu_before, server_before = _workers_cpu_s(), tracking.cpu_s()
     procs = [subprocess.Popen([sys.executable, "-m", "tornadostudy", "worker", spec.name], env=env, **quiet)
              for _ in range(workers)]  # fmt: skip
     for p in procs:
         p.wait()
-    cpu_s = _workers_cpu_s() - cpu_before
+    cpu_s, server_s = _workers_cpu_s() - cpu_before, tracking.cpu_s() - server_before
     handle = StudyHandle.open(spec.name, storage)
     n_train = _n_train(spec)
     rows = {r["cell"]: r for r in handle.cells.rows(spec.name)}
     complete = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     trials = [(row["worker"], row["claimed_at"], row["finished_at"], _sleep_of({**spec.constants, **t.params},
                n_train, scale)) for t in complete for row in [rows[t.user_attrs["cell"]]]]  # fmt: skip
-    return _summary(trials, Counter(t.user_attrs["cell"] for t in complete), spec.n_cells, cpu_s)
+    return _summary(trials, Counter(t.user_attrs["cell"] for t in complete), spec.n_cells, cpu_s, server_s)
 
 
-def run_baseline(folder: Path, workers: int, quick: bool, scale: float, made: list[str]) -> dict:
+def run_baseline(folder: Path, workers: int, quick: bool, scale: float, tracking: _Tracking,
+                 made: list[str]) -> dict:  # fmt: skip
     import optuna
     from mlflow import MlflowClient
 
     from tornadostudy.spec import load_spec
 
-    storage, tracking = _database(made), _database(made)
+    storage = _database(made)
     spec_path = _spec(folder, f"base-{workers}", quick, scale)
     spec = load_spec(spec_path)
     optuna.create_study(study_name=spec.name, storage=storage)  # schema and study once, before workers
-    experiment_id = MlflowClient(tracking).create_experiment(spec.name)
+    experiment_id = MlflowClient(tracking.uri).create_experiment(spec.name)
     n_train = _n_train(spec)  # the same prepared data the tornadostudy side uses
     # Plain MLflow settings: none of what tornadostudy's own Tracker set in this process.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_SQLALCHEMYSTORE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_SQLALCHEMYSTORE_", "MLFLOW_HTTP_"))}
     env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
-    cpu_before = _workers_cpu_s()
-    procs = [subprocess.Popen([sys.executable, "-c", BASELINE_WORKER, str(spec_path), storage, tracking,
+    cpu_before, server_before = _workers_cpu_s(), tracking.cpu_s()
+    procs = [subprocess.Popen([sys.executable, "-c", BASELINE_WORKER, str(spec_path), storage, tracking.uri,
                                experiment_id, str(n_train), str(scale)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True) for _ in range(workers)]  # fmt: skip
     timings = []
@@ -228,12 +293,12 @@ def run_baseline(folder: Path, workers: int, quick: bool, scale: float, made: li
         timings += [
             (str(worker), *map(float, line.split()[1:])) for line in out.splitlines() if line.startswith("trial ")
         ]
-    cpu_s = _workers_cpu_s() - cpu_before
+    cpu_s, server_s = _workers_cpu_s() - cpu_before, tracking.cpu_s() - server_before
     trials = optuna.load_study(study_name=spec.name, storage=storage).get_trials(
         deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))  # fmt: skip
     names = sorted(spec.grid)
     counts = Counter(tuple(t.params[n] for n in names) for t in trials)
-    return _summary(timings, counts, spec.n_cells, cpu_s)
+    return _summary(timings, counts, spec.n_cells, cpu_s, server_s)
 
 
 def _time_scale(folder: Path, quick: bool, workers: int, rate: float) -> float:
@@ -254,6 +319,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", default="8,32,64")
     parser.add_argument("--trial-rate", type=float, default=3.2, help="trials per second between all workers")
     parser.add_argument("--time-scale", type=float, default=None, help="a fixed time scale instead of --trial-rate")
+    parser.add_argument("--tracking", choices=("server", "database"), default="server",
+                        help="log to an mlflow server on PostgreSQL (default) or straight to PostgreSQL")  # fmt: skip
     args = parser.parse_args(argv)
     sizes = [4] if args.quick else [int(w) for w in args.workers.split(",")]
     made: list[str] = []
@@ -263,19 +330,26 @@ def main(argv=None) -> int:
             os.environ["TORNADOSTUDY_DATA_CACHE"] = str(Path(tmp) / "cache")
             for workers in sizes:
                 scale = args.time_scale or _time_scale(Path(tmp), args.quick, workers, args.trial_rate)
-                rows.append((workers, scale, run_baseline(Path(tmp), workers, args.quick, scale, made),
-                             run_tornadostudy(Path(tmp), workers, args.quick, scale, made)))  # fmt: skip
+                results = []
+                for side, run in (("base", run_baseline), ("ts", run_tornadostudy)):
+                    tracking = _Tracking(Path(tmp), f"{side}-{workers}", args.tracking, made)
+                    try:
+                        results.append(run(Path(tmp), workers, args.quick, scale, tracking, made))
+                    finally:
+                        tracking.stop()
+                rows.append((workers, scale, *results))
     finally:
         _admin_sql(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in made))
     load = f"time scale {args.time_scale}" if args.time_scale else f"{args.trial_rate} trials/s between the workers"
-    print(f"machine: {os.cpu_count()} CPUs; PostgreSQL for studies and MLflow; {load}")
+    where = "an mlflow server on PostgreSQL" if args.tracking == "server" else "PostgreSQL straight"
+    print(f"machine: {os.cpu_count()} CPUs; PostgreSQL for studies; MLflow: {where}; {load}")
     print(f"{'W':>4} {'scale':>6} {'side':14}{'dup':>5}{'holes':>7}{'overhead ms':>13}{'in trial ms':>13}"
-          f"{'makespan/bound':>16}{'start spread s':>16}{'CPU ms':>8}")  # fmt: skip
+          f"{'makespan/bound':>16}{'start spread s':>16}{'CPU ms':>8}{'server ms':>11}")  # fmt: skip
     for workers, scale, base, ours in rows:
         for side, r in (("optuna+mlflow", base), ("tornadostudy", ours)):
             print(f"{workers:>4} {scale:>6.2f} {side:14}{r['duplicates']:>5}{r['holes']:>7}{r['overhead_ms']:>13.0f}"
                   f"{r['in_trial_ms']:>13.0f}{r['makespan_ratio']:>16.2f}{r['start_spread_s']:>16.1f}"
-                  f"{r['cpu_ms']:>8.0f}")  # fmt: skip
+                  f"{r['cpu_ms']:>8.0f}{r['server_ms']:>11.0f}")  # fmt: skip
     _, _, base, ours = rows[-1]
     print("targets: 0 duplicates and holes; overhead <= 50 ms/trial at 64 workers; makespan <= 1.1x the bound")
     print(f"ratio={base['overhead_ms'] / max(ours['overhead_ms'], 1e-9):.2f}")

@@ -1,7 +1,9 @@
 """MLflow logging of studies and trials — the only module that imports mlflow.
 
-Every call goes through an explicit ``MlflowClient`` with an experiment id: no fluent global state and
-never ``set_experiment`` in workers (it races and silently files runs under "Default").
+Every call goes through an explicit client with an experiment id: no fluent global state and never
+``set_experiment`` in workers (it races and silently files runs under "Default"). A run's writes go
+over :mod:`tornadostudy.mlflow_rest` when the URI is a server (no mlflow import in a worker), else
+through ``MlflowClient``, which also does everything else.
 One study = one experiment (named after the study) with one parent run; one trial = one child run.
 """
 
@@ -13,6 +15,8 @@ import time
 import uuid
 from typing import Any
 
+from tornadostudy import mlflow_rest
+from tornadostudy.batching import BATCHED_OPS, merge_writes
 from tornadostudy.errors import TrackingError, UserInputError
 from tornadostudy.spool import Spool
 from tornadostudy.urls import mask_url, normalize_db_url
@@ -72,41 +76,12 @@ def _pool_settings(environ) -> None:
         environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "300")
 
 
-# What one log_batch call may carry (MLflow's limits): params, metrics, tags; and all of them together.
-_BATCH_LIMITS, _BATCH_MAX_ENTITIES = (100, 1000, 100), 1000
-_BATCH_COUNTS = {  # a spooled write's (params, metrics, tags)
-    "params": lambda op: (len(op["params"]), 0, 0),
-    "metrics": lambda op: (0, len(op["metrics"]), len(op.get("tags", {}))),
-    "history": lambda op: (0, len(op["entries"]), 0),
-    "tags": lambda op: (0, 0, len(op["tags"])),
-}
-
-
-def merge_writes(ops: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """A run's spooled writes, in order, in groups that one log_batch call can carry: a trial's params,
-    epochs and final numbers become one round trip when they wait together (a busy or lagging
-    delivery thread, a replay after an outage). Closing the run is a call of its own."""
-    groups: list[list[dict[str, Any]]] = []
-    total = None  # the counts of the last group, while it can still grow
-    for op in ops:
-        counts = _BATCH_COUNTS[op["op"]](op) if op["op"] in _BATCH_COUNTS else None
-        merged = None if total is None or counts is None else [a + b for a, b in zip(total, counts, strict=True)]
-        fits = merged is not None and sum(merged) <= _BATCH_MAX_ENTITIES
-        if fits and all(n <= limit for n, limit in zip(merged, _BATCH_LIMITS, strict=True)):
-            groups[-1].append(op)
-            total = merged
-        else:
-            groups.append([op])
-            total = counts
-    return groups
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
 class Tracker:
-    """A thin wrapper over ``MlflowClient`` that speaks in studies and trials."""
+    """A thin wrapper over MLflow's clients that speaks in studies and trials."""
 
     def __init__(
         self,
@@ -132,13 +107,18 @@ class Tracker:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
         if uri.startswith("postgresql"):
             _pool_settings(os.environ)
-        try:
-            from mlflow import MlflowClient
-
-            self.client = MlflowClient(tracking_uri=uri)
-        except Exception as exc:
-            raise TrackingError(f"cannot open MLflow tracking at {mask_url(uri)}: {exc}") from exc
         self.uri = uri
+        self._client = None
+        # A run's writes (what a worker does) go through ``writer``: over a server, a REST client that
+        # spares each worker MLflow's import; otherwise MLflow's client itself.
+        if mlflow_rest.speaks(uri):
+            self.writer = mlflow_rest.RestClient(uri)
+            self._entities = (mlflow_rest.Metric, mlflow_rest.Param, mlflow_rest.RunTag)
+        else:
+            self.writer = self.client  # opened now: a bad URI is an error here, not at the first write
+            from mlflow.entities import Metric, Param, RunTag
+
+            self._entities = (Metric, Param, RunTag)
         self.spool = spool
         self.deliverer = None
         if background:
@@ -147,6 +127,18 @@ class Tracker:
             from tornadostudy.delivery import Deliverer, linger_s
 
             self.deliverer = Deliverer(spool, self._apply, alive_every_s, merge_writes, linger_s())
+
+    @property
+    def client(self):
+        """MLflow's own client, made when first needed (a worker logging to a server never needs it)."""
+        if self._client is None:
+            try:
+                from mlflow import MlflowClient
+
+                self._client = MlflowClient(tracking_uri=self.uri)
+            except Exception as exc:
+                raise TrackingError(f"cannot open MLflow tracking at {mask_url(self.uri)}: {exc}") from exc
+        return self._client
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:
@@ -193,7 +185,7 @@ class Tracker:
         self._call("delete the experiment", self.client.delete_experiment, experiment_id)
 
     def delete_run(self, run_id: str) -> None:
-        self._call("delete the run", self.client.delete_run, run_id)
+        self._call("delete the run", self.writer.delete_run, run_id)
 
     # --- trials ----------------------------------------------------------------------------------
     def start_trial_run(
@@ -220,7 +212,7 @@ class Tracker:
             if run_key:
                 all_tags[RUN_KEY_TAG] = run_key
             run = self._call(
-                "create a trial run", self.client.create_run, experiment_id, run_name=run_name, tags=all_tags
+                "create a trial run", self.writer.create_run, experiment_id, run_name=run_name, tags=all_tags
             )
             run_id = run.info.run_id
         self._deliver(run_id, {"op": "params", "params": {k: str(v) for k, v in sorted(params.items())}})
@@ -232,7 +224,7 @@ class Tracker:
             raise TrackingError(f"run key {run_key!r} is not alphanumeric")
         runs = self._call(
             "look up a run by its key",
-            self.client.search_runs,
+            self.writer.search_runs,
             [experiment_id],
             filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",
             order_by=["attributes.start_time ASC"],
@@ -246,7 +238,7 @@ class Tracker:
         extra = [run_id for run_id in self.runs_with_key(experiment_id, run_key) if run_id != keep]
         for run_id in extra:
             log.warning("deleting duplicate MLflow run %s (same trial as %s)", run_id, keep)
-            self._call("delete a duplicate run", self.client.delete_run, run_id)
+            self._call("delete a duplicate run", self.writer.delete_run, run_id)
         return extra
 
     # Writes to an existing run go through _deliver: with a spool they survive a tracking outage.
@@ -280,12 +272,11 @@ class Tracker:
         return self._deliver(run_id, {"op": "end", "status": status, "ts": _now_ms()})
 
     def _apply(self, run_id: str, op: dict[str, Any]) -> None:
-        from mlflow.entities import Metric, Param, RunTag
-
+        Metric, Param, RunTag = self._entities
         if op["op"] == "end":
-            self._call("end the run", self.client.set_terminated, run_id, status=op["status"], end_time=op["ts"])
+            self._call("end the run", self.writer.set_terminated, run_id, status=op["status"], end_time=op["ts"])
             return
-        if op["op"] != "batch" and op["op"] not in _BATCH_COUNTS:
+        if op["op"] != "batch" and op["op"] not in BATCHED_OPS:
             raise TrackingError(f"unknown spooled write {op['op']!r}")
         params: dict[str, str] = {}
         metrics: list[Metric] = []
@@ -298,7 +289,7 @@ class Tracker:
             elif write["op"] == "history":
                 metrics += [Metric(k, v, write["ts"], step) for step, k, v in write["entries"]]
             tags.update(write.get("tags", {}))  # a later tag of the same key wins, as if written one by one
-        self._call("log to the run", self.client.log_batch, run_id, metrics=metrics,
+        self._call("log to the run", self.writer.log_batch, run_id, metrics=metrics,
                    params=[Param(k, v) for k, v in params.items()],
                    tags=[RunTag(k, v) for k, v in tags.items()])  # fmt: skip
 

@@ -15,4 +15,4 @@ def test_orchestration_benchmark_runs(postgres_url):  # the fixture proves Postg
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert any("tornadostudy" in line for line in lines) and lines[-1].startswith("ratio=")
-    assert "CPU ms" in result.stdout
+    assert "CPU ms" in result.stdout and "server ms" in result.stdout
