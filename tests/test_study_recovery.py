@@ -65,6 +65,28 @@ def test_a_sigkilled_worker_is_reaped_by_status_and_its_cell_runs_again(study_en
     assert retry.data.tags["retry_of_run"] == next(r.info.run_id for r in runs if r.info.status == "KILLED")
 
 
+def test_a_worker_with_nothing_left_stays_to_run_again_the_cell_of_a_worker_killed_meanwhile(study_env):
+    folder, env = study_env
+    # The killed worker's cell turns stale 6 s after its claim: long after the survivor's own short cell is done.
+    env = {**env, "TORNADOSTUDY_HEARTBEAT_S": "0.3", "TORNADOSTUDY_STALE_AFTER_S": "6"}
+    spec, handle = _setup(folder, env, search="epochs = [2, 40]\nbatch_size = [128]", time_scale=0.3)
+    workers = start_workers(spec.name, 2, env)
+    deadline = time.time() + 60
+    while not (long := [r for r in handle.cells.rows(spec.name) if r["state"] == "running" and r["cost"] == max(
+            c["cost"] for c in handle.cells.rows(spec.name))]):  # fmt: skip
+        assert time.time() < deadline, "the long cell never started"
+        time.sleep(0.1)
+    (victim,) = [w for w in workers if long[0]["worker"].split(":")[1] == str(w.pid)]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+
+    ((code, _, err),) = wait_all([w for w in workers if w is not victim], timeout=120)
+    assert code == 0, err[-400:]
+    assert "worker lost: no heartbeat" in err, "the survivor stayed and put the killed worker's cell back"
+    status = study_status(handle)
+    assert (status["complete"], status["running"], status["waiting"]) == (2, 0, 0), status
+
+
 def test_a_worker_presumed_lost_cannot_complete_its_old_cell(study_env):
     folder, env = study_env
     # This worker sends no heartbeats during its trial, so a reaper presumes it lost after 1 s.

@@ -238,10 +238,17 @@ class CellTable:
         return bool(self._fetch_all(query, "read the cell"))
 
     def claimable(self, study: str, num_gpus: int) -> bool:
+        return self._any(study, num_gpus, "waiting")
+
+    def running_for(self, study: str, num_gpus: int) -> bool:
+        """Whether a cell a worker with ``num_gpus`` could take over (if its worker died) is running."""
+        return self._any(study, num_gpus, "running")
+
+    def _any(self, study: str, num_gpus: int, state: str) -> bool:
         t = self.table
         query = (
             self.sa.select(t.c.cell)
-            .where((t.c.study == study) & (t.c.state == "waiting"))
+            .where((t.c.study == study) & (t.c.state == state))
             .where(t.c.num_gpus.is_(None) | (t.c.num_gpus == num_gpus))
             .limit(1)
         )
@@ -250,7 +257,7 @@ class CellTable:
             with self.engine.connect() as conn:
                 return conn.execute(query).first() is not None
 
-        return retrying(attempt, what="look for claimable cells")
+        return retrying(attempt, what=f"look for {state} cells")
 
     def counts(self, study: str) -> dict[str, int]:
         t = self.table

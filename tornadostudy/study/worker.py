@@ -2,7 +2,9 @@
 
 TensorFlow is imported once per worker (by its trainer) and data arrays are reused across trials.
 A worker only claims cells whose ``num_gpus`` equals the GPUs it holds; it stops when nothing it may
-claim is left (grid) or the trial budget is spent (TPE/random), or after ``max_trials``.
+claim is left (grid) or the trial budget is spent (TPE/random), or after ``max_trials``. With nothing to
+claim it stays while other workers' cells it could take over are running, so a killed worker's last cell
+is run again by a worker that is still there.
 """
 
 from __future__ import annotations
@@ -300,7 +302,7 @@ class Worker:
     # --- the loop --------------------------------------------------------------------------------
     def run(self) -> WorkerSummary:
         summary = WorkerSummary(self.id)
-        stopped = False
+        stopped = idle = False
         try:
             while self.opts.max_trials is None or len(summary.completed) + len(summary.failed) < self.opts.max_trials:
                 if _STOP_REQUESTED.is_set():
@@ -309,10 +311,22 @@ class Worker:
                 if self.costs is not None:
                     self.costs.maybe_refit()
                 claim = self.handle.cells.claim(self.spec.name, self.opts.gpus, self.id)
-                if claim is None and self._reap(force=True) == 0:
-                    break  # nothing waiting, and no lost cell to put back in the queue
                 if claim is not None:
+                    idle = False
                     self.run_one(claim, summary)
+                    continue
+                # Between polls the reaper's own schedule is enough (a forced look scans the running trials).
+                if self._reap(force=not idle) > 0:
+                    continue  # a lost cell is waiting again: claim it
+                if not self.handle.cells.running_for(self.spec.name, self.opts.gpus):
+                    break  # nothing waiting or running that this worker could take over
+                # Another worker's cell is still running. Stay until it completes or, if that worker died,
+                # until the cell is stale and reaped here: the last workers leaving while a killed worker's
+                # cell is not yet stale would leave that cell with nobody to run it.
+                if not idle:
+                    log.info("nothing left to claim; waiting for the cells other workers are running")
+                idle = True
+                time.sleep(idle_poll_s() * random.uniform(0.5, 1.0))
         except BaseException:
             stopped = True
             raise
@@ -346,6 +360,11 @@ class Worker:
 
 class WorkerStopped(BaseException):
     """Raised in the worker when SLURM (or a user) sends SIGTERM: unwinds the current trial cleanly."""
+
+
+def idle_poll_s() -> float:
+    """How often a worker with nothing to claim looks again while other workers' cells run."""
+    return float(os.environ.get("TORNADOSTUDY_IDLE_POLL_S", min(heartbeat_s(), 10.0)))
 
 
 def _raise_stopped(signum, _frame):
