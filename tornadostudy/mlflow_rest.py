@@ -3,8 +3,8 @@
 Importing mlflow costs an interpreter about 2 s of CPU (it loads pandas and its GenAI modules); a
 worker that logs to an ``mlflow server`` needs five of the server's documented calls: create, search,
 log-batch, update and delete a run. Measured here, a worker's start-up falls from ~3.9 to ~1.7 s of
-CPU — paid by every array task, and by every one of several workers sharing a node's cores. Everything else (experiments, reading runs,
-artifacts) still goes through ``MlflowClient`` in :mod:`tornadostudy.tracking`.
+CPU — paid by every array task, and by every one of several workers sharing a node's cores. Everything
+else (experiments, reading runs, artifacts) still goes through ``MlflowClient`` in :mod:`tornadostudy.tracking`.
 
 The calls mirror ``MlflowClient``'s signatures and MLflow's HTTP settings (``MLFLOW_HTTP_REQUEST_*``,
 ``MLFLOW_TRACKING_TOKEN``/``USERNAME``/``PASSWORD``, ``MLFLOW_TRACKING_INSECURE_TLS``, the certificate
