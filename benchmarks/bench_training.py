@@ -61,7 +61,6 @@ def baseline_run(folder: Path, mode: str, epochs: int, batch: int) -> float:
     import keras
     import numpy as np
 
-    from tornadostudy.data.augment import AugmentConfig, augment_numpy
     from tornadostudy.data.prepared import PreparedData
     from tornadostudy.model import build_cnn
 
@@ -81,19 +80,25 @@ def baseline_run(folder: Path, mode: str, epochs: int, batch: int) -> float:
     if mode == "pre":
         model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=True, verbose=0, callbacks=[Timer()])
         return _steady(times, len(x))
+    steps = len(x) // batch
+    model.fit(python_augmented_batches(data, x, y, batch), steps_per_epoch=steps, epochs=epochs, verbose=0,
+              callbacks=[Timer()])  # fmt: skip
+    return _steady(times, steps * batch)
+
+
+def python_augmented_batches(data, x, y, batch: int):
+    """The baseline's live augmentation: CPU-side, in Python, one batch at a time, endlessly."""
+    import numpy as np
+
+    from tornadostudy.data.augment import AugmentConfig, augment_numpy
+
     config, mean, scale = AugmentConfig(**data.manifest["augmentation"]), data.mean, data.scale
     rng = np.random.default_rng(0)
-    steps = len(x) // batch
-
-    def batches():  # CPU-side, in Python, one batch at a time
-        while True:
-            order = rng.permutation(len(x))
-            for i in range(steps):
-                idx = order[i * batch : (i + 1) * batch]
-                yield augment_numpy(x[idx], rng, config, mean, scale), y[idx]
-
-    model.fit(batches(), steps_per_epoch=steps, epochs=epochs, verbose=0, callbacks=[Timer()])
-    return _steady(times, steps * batch)
+    while True:
+        order = rng.permutation(len(x))
+        for i in range(len(x) // batch):
+            idx = order[i * batch : (i + 1) * batch]
+            yield augment_numpy(x[idx], rng, config, mean, scale), y[idx]
 
 
 def main(argv=None) -> int:

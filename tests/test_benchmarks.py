@@ -25,6 +25,12 @@ def test_training_benchmark_runs():
     assert "baseline" in out and "tornadostudy" in out
 
 
+@pytest.mark.tf
+def test_gpu_benchmark_runs():  # on a CPU here: the paper's cells, small
+    out = _run("bench_gpu.py")
+    assert "paper 4xV100" in out and "backend warm-up" in out and "vs baseline" in out
+
+
 def test_data_benchmark_runs():
     out = _run("bench_data.py")
     assert "tornadostudy prepare" in out and "baseline (in memory)" in out

@@ -151,3 +151,19 @@ def test_numpy_augmentation_in_chunks_is_the_same_as_in_one_piece(monkeypatch):
     whole = augment_numpy(x, np.random.default_rng(9), AugmentConfig())
     monkeypatch.setattr(augment, "_NUMPY_CHUNK", 3)
     np.testing.assert_array_equal(augment_numpy(x, np.random.default_rng(9), AugmentConfig()), whole)
+
+
+@pytest.mark.tf
+def test_keras_ops_warp_is_the_same_function():
+    from keras import ops
+
+    from tornadostudy.data.augment import _KerasOpsBackend
+
+    x = (_vortex(8) + np.random.default_rng(6).normal(size=(8, 32, 32, 3))).astype(np.float32)
+    params = sample_params(np.random.default_rng(7), 8, AugmentConfig())
+    mean, scale = np.array([0, 1, 2], np.float32), np.array([1, 2, 3], np.float32)
+    expected = warp(x, params, mean=mean, scale=scale)
+    tensors = TransformParams(*(ops.convert_to_tensor(v) for v in (params.angle, params.zoom, params.shift_x,
+                                                                      params.shift_y)))  # fmt: skip
+    got = warp(ops.convert_to_tensor(x), tensors, mean=mean, scale=scale, backend=_KerasOpsBackend())
+    np.testing.assert_allclose(ops.convert_to_numpy(got), expected, atol=1e-4)

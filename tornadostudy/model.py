@@ -2,7 +2,7 @@
 
 32×32×3 → Conv2D(8, 5×5, same, ReLU) → AvgPool 2×2 → Conv2D(16, 5×5, same, ReLU) → AvgPool 2×2 →
 Conv2D(32, 5×5, same, ReLU) → Flatten → Dense(1, sigmoid); Adam, binary cross-entropy.
-TensorFlow is imported only when a model is built.
+Keras (and its backend) is imported only when a model is built.
 """
 
 from __future__ import annotations
@@ -14,14 +14,18 @@ __all__ = ["build_cnn", "storm_augmentation_layer"]
 
 
 def storm_augmentation_layer(config: AugmentConfig, mean, scale, seed: int = 0):
-    """A Keras layer applying :func:`~tornadostudy.data.augment.augment_tf` while training only.
+    """A Keras layer applying :func:`~tornadostudy.data.augment.augment_tf` (or, on JAX,
+    ``augment_keras``) while training only.
 
     It sits inside the model, so the transforms run in the compiled training step (on the GPU when
     there is one), not in Python input workers.
     """
     import keras
 
-    from tornadostudy.data.augment import augment_tf
+    from tornadostudy.data.augment import augment_keras, augment_tf
+
+    # TensorFlow keeps its own ops (checked against numpy and measured); other backends use keras.ops.
+    augment = augment_tf if keras.backend.backend() == "tensorflow" else augment_keras
 
     class StormAugmentation(keras.layers.Layer):
         def __init__(self, **kwargs):
@@ -35,7 +39,7 @@ def storm_augmentation_layer(config: AugmentConfig, mean, scale, seed: int = 0):
             def uniform(shape, low, high):
                 return keras.random.uniform(shape, low, high, seed=self.seed_generator)
 
-            return augment_tf(inputs, config, mean=mean, scale=scale, uniform=uniform)
+            return augment(inputs, config, mean=mean, scale=scale, uniform=uniform)
 
     return StormAugmentation(name="storm_augmentation")
 

@@ -104,6 +104,24 @@ class _TensorFlowBackend:
         return self.tf.cast(values, self.tf.int32)
 
 
+class _KerasOpsBackend:
+    """``keras.ops``: the same warp on whichever backend Keras runs (JAX, TensorFlow, PyTorch)."""
+
+    def __init__(self) -> None:
+        from keras import ops
+
+        self.xp = ops
+
+    def batch_index(self, images):
+        return self.xp.arange(self.xp.shape(images)[0], dtype="int32")
+
+    def gather(self, flat, index):
+        return self.xp.take(flat, index, axis=0)
+
+    def to_int(self, values):
+        return self.xp.cast(values, "int32")
+
+
 def warp(
     images,
     params: TransformParams,
@@ -207,7 +225,17 @@ def augment_tf(images, config: AugmentConfig, mean=None, scale=None, uniform=Non
         def uniform(shape, low, high):
             return tf.random.uniform(shape, low, high, dtype=tf.float32)
 
-    n = tf.shape(images)[0]
+    return _augment(tf.cast(images, tf.float32), tf.shape(images)[0], config, mean, scale, uniform, backend)
+
+
+def augment_keras(images, config: AugmentConfig, uniform, mean=None, scale=None):
+    """:func:`augment_tf` in ``keras.ops``, for Keras backends other than TensorFlow (JAX)."""
+    backend = _KerasOpsBackend()
+    ops = backend.xp
+    return _augment(ops.cast(images, "float32"), ops.shape(images)[0], config, mean, scale, uniform, backend)
+
+
+def _augment(images, n, config: AugmentConfig, mean, scale, uniform, backend):
     max_angle = math.radians(config.max_rotation_deg)
     params = TransformParams(
         angle=uniform((n,), -max_angle, max_angle),
@@ -215,11 +243,4 @@ def augment_tf(images, config: AugmentConfig, mean=None, scale=None, uniform=Non
         shift_x=uniform((n,), -config.max_shift_px, config.max_shift_px),
         shift_y=uniform((n,), -config.max_shift_px, config.max_shift_px),
     )
-    return warp(
-        tf.cast(images, tf.float32),
-        params,
-        vector_channels=config.vector_channels,
-        mean=mean,
-        scale=scale,
-        backend=backend,
-    )
+    return warp(images, params, vector_channels=config.vector_channels, mean=mean, scale=scale, backend=backend)

@@ -18,7 +18,7 @@ def worker_id() -> str:
 
 def package_versions() -> dict[str, str]:
     out = {}
-    for package in ("tornadostudy", "tensorflow", "keras", "optuna", "mlflow", "numpy"):
+    for package in ("tornadostudy", "tensorflow", "keras", "jax", "optuna", "mlflow", "numpy"):
         try:
             out[f"version.{package}"] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -1,0 +1,177 @@
+"""What the Keras trainer needs from the Keras backend it runs on: devices, placement, an input stream.
+
+Keras 3 picks its backend from ``KERAS_BACKEND`` when it is first imported (default ``tensorflow``).
+TensorFlow: a tf.data stream and ``tf.distribute`` (MirroredStrategy over several GPUs).
+JAX (no TensorFlow needed at all): one device; the training arrays go to the device once per trial and
+``lax.scan`` runs many steps per compiled call (tornadostudy/train/jax_loop.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from tornadostudy.errors import TrainingError
+
+__all__ = ["JaxBackend", "TensorFlowBackend", "keras_backend", "numpy_batches"]
+
+
+def keras_backend():
+    """The backend Keras was (or will be) imported with, as an object the trainer drives."""
+    # Like TensorFlow's memory growth below: several workers may share a GPU, so JAX must not take
+    # 75 % of its memory up front. Read when JAX starts, so set before Keras imports it.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import keras
+
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        return TensorFlowBackend()
+    if name == "jax":
+        return JaxBackend()
+    raise TrainingError(
+        f"KERAS_BACKEND={name} is not supported by the keras trainer: use tensorflow (default) or jax",
+        kind="backend",
+        retryable=False,
+    )
+
+
+def numpy_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """Endless full batches of a stream of passes, each a fresh permutation (tf.data's shuffle, repeat,
+    batch). A batch's rows are read in ascending order: kinder to a memory-mapped array, same batch."""
+    rng = np.random.default_rng(seed)
+    pending = np.empty(0, dtype=np.int64)
+    while True:
+        if len(pending) < batch_size:
+            pending = np.concatenate([pending, rng.permutation(len(x))])
+            continue
+        rows, pending = np.sort(pending[:batch_size]), pending[batch_size:]
+        yield x[rows], y[rows]
+
+
+def _too_many_gpus(num_gpus: int, seen: int) -> TrainingError:
+    return TrainingError(
+        f"the trial needs {num_gpus} GPU(s) but this worker sees {seen}: "
+        "run it on a worker started with that many GPUs",
+        kind="gpus",
+        retryable=False,
+    )
+
+
+class TensorFlowBackend:
+    name = "tensorflow"
+
+    def __init__(self) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        self.gpus = tf.config.list_physical_devices("GPU")
+        self.gpu_names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in self.gpus]
+        for gpu in self.gpus:
+            try:  # several workers may share a GPU; do not let one grab all its memory
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:
+                pass
+
+    def strategy(self, num_gpus: int):
+        """A distribution strategy: ``.scope()`` to build the model in, ``.num_replicas_in_sync``."""
+        tf = self.tf
+        if num_gpus == 0:
+            return tf.distribute.OneDeviceStrategy("/cpu:0")
+        if num_gpus > len(self.gpus):
+            raise _too_many_gpus(num_gpus, len(self.gpus))
+        if num_gpus == 1:
+            return tf.distribute.OneDeviceStrategy("/gpu:0")
+        return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(num_gpus)])
+
+    def stream(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+        """One endless shuffled stream of full batches."""
+        tf = self.tf
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return dataset.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    def fit(self, model, x, y, *, batch_size, epochs, initial_epoch, steps_per_epoch, seed, callback,
+            validation_data=None, validation_batch_size=1024) -> None:  # fmt: skip
+        model.fit(
+            self.stream(x, y, batch_size, seed),
+            initial_epoch=initial_epoch,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=validation_data,
+            validation_batch_size=validation_batch_size,
+            callbacks=[callback],
+            shuffle=False,  # the stream shuffles itself
+            verbose=0,
+        )
+
+    def is_out_of_memory(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.tf.errors.ResourceExhaustedError)
+
+    def device_names(self, num_gpus: int) -> list[str]:
+        return [d.name for d in self.gpus[:num_gpus]] or ["cpu"]
+
+
+class _OneDevice:
+    """The JAX counterpart of a one-device strategy: Keras places everything on JAX's default device."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+class JaxBackend:
+    name = "jax"
+
+    def __init__(self) -> None:
+        import jax
+
+        self.jax = jax
+        try:
+            self.gpus = jax.devices("gpu")
+        except RuntimeError:  # no GPU platform in this jaxlib or on this machine
+            self.gpus = []
+        self.gpu_names = [d.device_kind for d in self.gpus]
+
+    def strategy(self, num_gpus: int):
+        if num_gpus > len(self.gpus):
+            raise _too_many_gpus(num_gpus, len(self.gpus))
+        if num_gpus > 1:
+            raise TrainingError(
+                f"the trial needs {num_gpus} GPUs: the keras trainer spreads a trial over several GPUs only "
+                "with TensorFlow (MirroredStrategy); run it on workers without KERAS_BACKEND=jax",
+                kind="gpus",
+                retryable=False,
+            )
+        # Keras places a trial on JAX's default device: the GPU, or the CPU for a cell that asked for none.
+        device = self.gpus[0] if num_gpus else self.jax.devices("cpu")[0]
+        self.jax.config.update("jax_default_device", device)
+        return _OneDevice()
+
+    def fit(self, model, x, y, **kwargs) -> None:
+        """The training arrays on the device and many steps per compiled call (train/jax_loop.py), or
+        with ``TORNADOSTUDY_JAX_FIT=keras`` Keras's own ``fit`` over a numpy batch stream."""
+        if os.environ.get("TORNADOSTUDY_JAX_FIT", "device") == "keras":
+            validation_batch_size = kwargs.pop("validation_batch_size")
+            model.fit(
+                numpy_batches(x, y, kwargs.pop("batch_size"), kwargs.pop("seed")),
+                callbacks=[kwargs.pop("callback")],
+                validation_batch_size=validation_batch_size,
+                shuffle=False,
+                verbose=0,
+                **kwargs,
+            )
+            return
+        from tornadostudy.train.jax_loop import fit_on_device
+
+        callback = kwargs["callback"]
+        callback.set_model(model)
+        fit_on_device(model, x, y, **kwargs)
+
+    def is_out_of_memory(self, exc: BaseException) -> bool:
+        return "RESOURCE_EXHAUSTED" in str(exc)
+
+    def device_names(self, num_gpus: int) -> list[str]:
+        return [str(d) for d in self.gpus[:num_gpus]] or ["cpu"]
