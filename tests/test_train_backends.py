@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tornadostudy.train.backends import numpy_batches
+from tornadostudy.train.jax_loop import chunk_steps
 
 
 @pytest.mark.parametrize(("n", "batch"), [(10, 5), (7, 5), (3, 5)])
@@ -24,6 +25,15 @@ def test_the_numpy_stream_is_shuffle_repeat_batch(n, batch):
     assert Counter(np.concatenate([by for _, by in batches]).tolist()) == dict.fromkeys(range(n), batch)
     again = numpy_batches(x, np.arange(n), batch, seed=1)
     assert all((next(again)[1] == by).all() for _, by in batches), "the same seed gives the same stream"
+
+
+@pytest.mark.parametrize(
+    ("steps", "per_call"),
+    [(100, 100), (608, 152), (512, 256), (257, 256), (2 * 131, 131), (4 * 67, 134), (2 * 257, 256)],
+)
+def test_an_epoch_is_cut_into_calls_of_one_length_where_it_can(steps, per_call):
+    # 608 steps (batch 128 at full size) = 4 calls of 152; 514 = 2 × 257 has only tiny divisors: 256, 256, 2
+    assert chunk_steps(steps) == per_call
 
 
 _JAX_TRIAL = """

@@ -60,7 +60,9 @@ def fit_on_device(model, x, y, *, batch_size: int, epochs: int, initial_epoch: i
         correct = jnp.sum((prediction >= 0.5) == (yb >= 0.5))
         return (trainable, non_trainable, optimizer_state, totals + jnp.stack([loss, correct])), None
 
-    if not (device.platform != "cpu" if scan is None else scan):
+    if scan is None:
+        scan = device.platform != "cpu"
+    if not scan:
         # XLA:CPU runs this model's convolutions inside a loop (scan) ~15x slower than as straight-line code
         # (measured: 530 vs 34 ms a step), and a CPU step is long enough to pay one call each.
         one_step = jax.jit(step)
