@@ -16,7 +16,7 @@ import numpy as np
 
 from tornadostudy.errors import TrainingError
 
-__all__ = ["JaxBackend", "TensorFlowBackend", "keras_backend", "numpy_batches"]
+__all__ = ["JaxBackend", "TensorFlowBackend", "batch_rows", "keras_backend", "numpy_batches"]
 
 
 def keras_backend():
@@ -38,17 +38,39 @@ def keras_backend():
     )
 
 
-def numpy_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray, ...]]:
-    """Endless full batches of a stream of passes, each a fresh permutation (tf.data's shuffle, repeat,
-    batch). A batch's rows are read in ascending order: kinder to a memory-mapped array, same batch."""
+def batch_rows(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+    """Endless full batches of row numbers from a stream of passes over ``n`` rows, each a fresh
+    permutation (tf.data's shuffle, repeat, batch). A batch's rows are in ascending order: kinder to a
+    memory-mapped array, and the same batch."""
     rng = np.random.default_rng(seed)
     pending = np.empty(0, dtype=np.int64)
     while True:
         if len(pending) < batch_size:
-            pending = np.concatenate([pending, rng.permutation(len(x))])
+            pending = np.concatenate([pending, rng.permutation(n)])
             continue
         rows, pending = np.sort(pending[:batch_size]), pending[batch_size:]
-        yield x[rows], y[rows]
+        yield rows
+
+
+def numpy_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """:func:`batch_rows` of ``x`` and ``y``."""
+    return ((x[rows], y[rows]) for rows in batch_rows(len(x), batch_size, seed))
+
+
+def _keras_fit(model, batches, *, epochs, initial_epoch, steps_per_epoch, callback, validation_data,
+               validation_batch_size) -> None:  # fmt: skip
+    """Keras's own loop over an endless stream of full batches cut into epochs."""
+    model.fit(
+        batches,
+        initial_epoch=initial_epoch,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=validation_data,
+        validation_batch_size=validation_batch_size,
+        callbacks=[callback],
+        shuffle=False,  # the stream shuffles itself
+        verbose=0,
+    )
 
 
 def _too_many_gpus(num_gpus: int, seen: int) -> TrainingError:
@@ -92,19 +114,8 @@ class TensorFlowBackend:
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         return dataset.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
-    def fit(self, model, x, y, *, batch_size, epochs, initial_epoch, steps_per_epoch, seed, callback,
-            validation_data=None, validation_batch_size=1024) -> None:  # fmt: skip
-        model.fit(
-            self.stream(x, y, batch_size, seed),
-            initial_epoch=initial_epoch,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            validation_data=validation_data,
-            validation_batch_size=validation_batch_size,
-            callbacks=[callback],
-            shuffle=False,  # the stream shuffles itself
-            verbose=0,
-        )
+    def fit(self, model, x, y, *, batch_size, seed, **fit) -> None:
+        _keras_fit(model, self.stream(x, y, batch_size, seed), **fit)
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
         return isinstance(exc, self.tf.errors.ResourceExhaustedError)
@@ -150,25 +161,16 @@ class JaxBackend:
         self.jax.config.update("jax_default_device", device)
         return _OneDevice()
 
-    def fit(self, model, x, y, **kwargs) -> None:
+    def fit(self, model, x, y, *, batch_size, seed, **fit) -> None:
         """The training arrays on the device and many steps per compiled call (train/jax_loop.py), or
         with ``TORNADOSTUDY_JAX_FIT=keras`` Keras's own ``fit`` over a numpy batch stream."""
         if os.environ.get("TORNADOSTUDY_JAX_FIT", "device") == "keras":
-            validation_batch_size = kwargs.pop("validation_batch_size")
-            model.fit(
-                numpy_batches(x, y, kwargs.pop("batch_size"), kwargs.pop("seed")),
-                callbacks=[kwargs.pop("callback")],
-                validation_batch_size=validation_batch_size,
-                shuffle=False,
-                verbose=0,
-                **kwargs,
-            )
+            _keras_fit(model, numpy_batches(x, y, batch_size, seed), **fit)
             return
         from tornadostudy.train.jax_loop import fit_on_device
 
-        callback = kwargs["callback"]
-        callback.set_model(model)
-        fit_on_device(model, x, y, **kwargs)
+        fit["callback"].set_model(model)
+        fit_on_device(model, x, y, batch_size=batch_size, seed=seed, **fit)
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
         return "RESOURCE_EXHAUSTED" in str(exc)

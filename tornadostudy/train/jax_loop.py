@@ -2,7 +2,7 @@
 
 Keras's own ``fit`` loop costs ~1.8 ms of Python per step on the GPU machine measured (docs/benchmarks.md),
 several times what a step of this small CNN costs on an H100. Here the training arrays are copied to the
-device once per trial, the host only draws each step's row indices (the same stream as ``numpy_batches``),
+device once per trial, the host only draws each step's row indices (``batch_rows``, the stream ``numpy_batches`` reads),
 and ``lax.scan`` runs a chunk of steps (loss, gradients, optimizer update, live augmentation inside the
 model) per call (on a CPU, one compiled step per call: see ``run_chunk``). The Keras callback protocol is
 kept: ``on_epoch_begin``, ``on_train_batch_begin`` before each chunk (``model.stop_training`` ends the
@@ -36,7 +36,7 @@ def fit_on_device(model, x, y, *, batch_size: int, epochs: int, initial_epoch: i
     import jax.numpy as jnp
     import keras
 
-    from tornadostudy.train.backends import numpy_batches
+    from tornadostudy.train.backends import batch_rows
 
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
@@ -90,7 +90,7 @@ def fit_on_device(model, x, y, *, batch_size: int, epochs: int, initial_epoch: i
 
     # The index stream continues across epochs (like the tf.data stream), seeded per trial and epoch start,
     # so a resumed trial draws a fresh stream rather than replaying the first epoch's order.
-    indices = numpy_batches(np.arange(len(x)), np.arange(len(x)), batch_size, seed + initial_epoch)
+    indices = batch_rows(len(x), batch_size, seed + initial_epoch)
     per_call = chunk_steps(steps_per_epoch)
     trainable, non_trainable, optimizer_state = variables()
     model.stop_training = False
@@ -103,7 +103,7 @@ def fit_on_device(model, x, y, *, batch_size: int, epochs: int, initial_epoch: i
             if model.stop_training:
                 break
             take = min(per_call, steps_per_epoch - done)
-            rows = np.stack([next(indices)[0] for _ in range(take)]).astype(np.int32)
+            rows = np.stack([next(indices) for _ in range(take)]).astype(np.int32)
             trainable, non_trainable, optimizer_state, totals = run_chunk(
                 (trainable, non_trainable, optimizer_state, totals), rows
             )
