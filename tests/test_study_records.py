@@ -33,7 +33,7 @@ class Book:
         attrs = {"worker": worker, "attempt": claim.attempt, "cell": claim.cell}
         trial_id, number = records.start_trial(
             self.cells, self.study_id, {"lr": 0.01, "epochs": 5}, DISTS, attrs,
-            {"grid_id": claim.cell, "search_space": GRID},
+            {"grid_id": claim.cell, "search_space": GRID}, hold=("s", claim.cell, worker),
         )  # fmt: skip
         return claim.cell, trial_id, number
 
@@ -70,7 +70,8 @@ def check_record_matches_optuna(book: Book) -> None:
     assert abs((ours.datetime_start - reference.datetime_start).total_seconds()) < 60
     assert book.storage.get_trial_id_from_study_id_trial_number(book.study_id, number) == trial_id
 
-    assert records.record_run(book.cells, "s", cell, "w1", trial_id, number, "run-1")
+    assert (book.cell(cell)["trial_number"], book.cell(cell)["run_id"]) == (number, None)
+    records.record_run(book.cells, "s", cell, trial_id, number, "run-1")
     assert book.storage.get_trial(trial_id).user_attrs["mlflow_run_id"] == "run-1"
     assert (book.cell(cell)["trial_number"], book.cell(cell)["run_id"]) == (number, "run-1")
 
@@ -91,11 +92,13 @@ def test_the_record_is_what_optuna_itself_stores(book, eastern_time):
     check_record_matches_optuna(book)
 
 
-def test_only_the_holder_of_the_cell_records_and_completes_and_nothing_is_half_written(book):
+def test_only_the_holder_of_the_cell_starts_records_and_completes_and_nothing_is_half_written(book):
     cell, trial_id, number = book.start("w1")
-    assert not records.record_run(book.cells, "s", cell, "w2", trial_id, number, "run-x")
-    assert "mlflow_run_id" not in book.storage.get_trial(trial_id).user_attrs
-    assert book.cell(cell)["run_id"] is None
+    assert records.start_trial(book.cells, book.study_id, {"lr": 0.01, "epochs": 5}, DISTS, {}, {},
+                               hold=("s", cell, "w2")) is None  # fmt: skip
+    assert len(book.storage.get_all_trials(book.study_id)) == 1, "the refused trial was not created"
+    assert not records.record_trial(book.cells, "s", cell, "w2", trial_id, number)
+    assert book.cell(cell)["trial_number"] == number
 
     assert not records.complete_trial(book.cells, "s", cell, "w2", trial_id, number, [1.0, 2.0], {"metrics": {}})
     trial = book.storage.get_trial(trial_id)
@@ -112,11 +115,20 @@ def test_only_the_holder_of_the_cell_records_and_completes_and_nothing_is_half_w
 def test_a_trial_closed_by_a_reaper_is_not_completed_and_its_cell_stays_as_it_was(book):
     cell, trial_id, number = book.start("w1")
     book.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)  # what a reaper does
-    assert not records.record_run(book.cells, "s", cell, "w1", trial_id, number, "run-1")
+    assert not records.record_trial(book.cells, "s", cell, "w1", trial_id, number)
     assert not records.complete_trial(book.cells, "s", cell, "w1", trial_id, number, [1.0, 2.0], {"metrics": {}})
     assert book.storage.get_trial(trial_id).state == optuna.trial.TrialState.FAIL
     assert book.cell(cell)["state"] == "running", "the cell's completion was rolled back with the trial's"
-    assert book.cell(cell)["run_id"] is None
+
+
+def test_a_run_made_late_is_recorded_on_its_trial_but_not_on_a_cell_that_moved_on(book):
+    cell, first_id, first = book.start("w1")
+    assert book.cells.fail("s", cell, "w1", "boom", True, 3) == "waiting"
+    book.storage.set_trial_state_values(first_id, optuna.trial.TrialState.FAIL)
+    assert book.start("w2")[0] == cell  # the retry holds the cell now
+    records.record_run(book.cells, "s", cell, first_id, first, "run-of-the-first")
+    assert book.storage.get_trial(first_id).user_attrs["mlflow_run_id"] == "run-of-the-first"
+    assert book.cell(cell)["run_id"] is None and book.cell(cell)["trial_number"] == first + 1
 
 
 def test_trial_numbers_follow_on_from_trials_optuna_made(book):

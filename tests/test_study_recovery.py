@@ -40,9 +40,13 @@ def test_a_sigkilled_worker_is_reaped_by_status_and_its_cell_runs_again(study_en
     folder, env = study_env
     env = {**env, **FAST_BEATS}
     spec, handle = _setup(folder, env, search="epochs = [30]\nbatch_size = [128]", time_scale=0.5)
-    (victim,) = start_workers(spec.name, 1, env)
+    (victim,) = start_workers(spec.name, 1, {**env, "TORNADOSTUDY_TRACKING_LINGER_S": "0"})
     _wait_running(handle)
-    time.sleep(1.0)
+    # Killed once its run is made and recorded (the delivery thread makes it after the trial has started).
+    deadline = time.time() + 60
+    while "mlflow_run_id" not in (handle.study.get_trials(deepcopy=False) or [None])[0].user_attrs:
+        assert time.time() < deadline, "the trial's run was never made"
+        time.sleep(0.1)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     time.sleep(3.5)  # past the stale limit; no other worker is asking for work
@@ -63,6 +67,7 @@ def test_a_sigkilled_worker_is_reaped_by_status_and_its_cell_runs_again(study_en
     assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
     retry = next(r for r in runs if r.info.status == "FINISHED")
     assert retry.data.tags["retry_of_run"] == next(r.info.run_id for r in runs if r.info.status == "KILLED")
+    assert retry.data.tags["retry_of_trial"] == "0"
 
 
 def test_a_worker_with_nothing_left_stays_to_run_again_the_cell_of_a_worker_killed_meanwhile(study_env):
@@ -141,15 +146,44 @@ def test_a_run_whose_id_was_never_recorded_is_found_by_its_key_and_closed(study_
     spec, handle = _setup(folder, env, search="epochs = [1]\nbatch_size = [128]")
     worker = Worker(WorkerOptions(spec.name, env["TORNADOSTUDY_STORAGE"]))
 
-    def killed_before_recording_the_run(*args):
-        raise KeyboardInterrupt("killed between making the run and recording its id")
+    def database_away(*args):
+        raise RuntimeError("the study database is away")
 
-    monkeypatch.setattr("tornadostudy.study.records.record_run", killed_before_recording_the_run)
+    def killed_before_reporting(*args):
+        raise KeyboardInterrupt("killed before reporting the trial")
+
+    # The delivery thread made the run but could not record its id; then the worker died mid-trial.
+    monkeypatch.setattr("tornadostudy.study.records.record_run", database_away)
+    monkeypatch.setattr("tornadostudy.study.records.complete_trial", killed_before_reporting)
     with pytest.raises(KeyboardInterrupt):
         worker.run()
     (run,) = _runs(env, handle)
     assert run.info.status == "RUNNING"
+    assert "mlflow_run_id" not in handle.study.get_trials(deepcopy=False)[0].user_attrs
 
     reap_lost_workers(StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]), stale_s=0)
     (run,) = _runs(env, handle)
     assert run.info.status == "KILLED" and run.data.tags["fail_reason"].startswith("worker lost")
+
+
+def test_a_worker_killed_before_its_run_was_made_leaves_it_to_the_next_worker_which_closes_it(study_env):
+    """The trial never waited for its run: SIGKILL while the create is still in the spool. The reaper finds
+    no run; the next worker adopts the spool, makes the run and closes it as KILLED."""
+    folder, env = study_env
+    env = {**env, **FAST_BEATS}
+    spec, handle = _setup(folder, env, search="epochs = [30]\nbatch_size = [128]", time_scale=0.5)
+    (victim,) = start_workers(spec.name, 1, {**env, "TORNADOSTUDY_TRACKING_LINGER_S": "60"})
+    _wait_running(handle)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert _runs(env, handle) == []
+    time.sleep(3.5)  # past the stale limit
+    run_cli("status", spec.name, env=env)
+
+    ((code, _, err),) = wait_all(start_workers(spec.name, 1, env))
+    assert code == 0, err[-400:]
+    assert "adopting the tracking writes" in err
+    runs = {r.data.tags["trial_number"]: r for r in _runs(env, handle)}
+    assert {n: r.info.status for n, r in runs.items()} == {"0": "KILLED", "1": "FINISHED"}
+    assert runs["0"].data.tags["fail_reason"] == "its worker was gone before closing the run"
+    assert runs["1"].data.tags["retry_of_trial"] == "0" and "retry_of_run" not in runs["1"].data.tags

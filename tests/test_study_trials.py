@@ -4,7 +4,14 @@ import math
 
 from tests.conftest import run_cli, write_sim_spec
 from tornadostudy.study.handle import StudyHandle
-from tornadostudy.study.trials import completed_trials, completed_trials_via_optuna, report_params, report_skill
+from tornadostudy.study.trials import (
+    completed_trials,
+    completed_trials_via_optuna,
+    fill_run_ids,
+    report_params,
+    report_skill,
+)
+from tornadostudy.tracking import Tracker
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -30,3 +37,18 @@ def test_bulk_records_equal_optunas_and_skip_unfinished_trials(study_env):
     assert {"batch_size", "augmentation", "learning_rate", *handle.spec.constants} == set(params)
     assert "repeat" not in params and "repeat" in first, "repeats are averaged, not a configuration"
     assert report_skill(handle) == handle.spec.objectives[0].metric == "test_auc"  # the default objective
+
+
+def test_a_trial_without_a_recorded_run_id_gets_its_run_by_its_key(study_env):
+    """A worker killed after completing a trial but before its delivery thread made the run leaves the trial
+    without ``mlflow_run_id``; the run is made later (by an adopter) and found by the trial's run key."""
+    folder, env = study_env
+    assert run_cli("create", str(write_sim_spec(folder, search="batch_size = [128, 256]")), env=env).returncode == 0
+    assert run_cli("worker", "sim", env=env).returncode == 0
+    handle = StudyHandle.open("sim", env["TORNADOSTUDY_STORAGE"])
+    records = completed_trials(handle)
+    recorded = {r["trial"]: r["run_id"] for r in records}
+    for record in records:
+        record["run_id"] = None
+    assert fill_run_ids(handle, records, Tracker(env["MLFLOW_TRACKING_URI"])) == 2
+    assert {r["trial"]: r["run_id"] for r in records} == recorded and None not in recorded.values()

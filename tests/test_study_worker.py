@@ -58,8 +58,14 @@ def test_eight_concurrent_workers_complete_every_cell_exactly_once(study_env):
     _, runs = _runs(env, spec.name)
     by_status = Counter(r.info.status for r in runs)
     assert by_status == {"FINISHED": 40, "FAILED": len(failed)}
-    retries = [r for r in runs if "retry_of_run" in r.data.tags]
+    retries = [r for r in runs if "retry_of_trial" in r.data.tags]
     assert len(retries) == len(failed)
+    cell_of = {t.number: t.user_attrs["cell"] for t in trials}
+    assert all(cell_of[int(r.data.tags["retry_of_trial"])] == int(r.data.tags["cell"]) for r in retries)
+    # Trials this short fail before their run is made (it is made after the trial started, off its path), so
+    # the failed run's id is often not yet recorded when the retry starts; when it is, it names that run.
+    status_of = {r.info.run_id: r.info.status for r in runs}
+    assert all(status_of[r.data.tags["retry_of_run"]] == "FAILED" for r in retries if "retry_of_run" in r.data.tags)
 
 
 def test_workers_only_claim_cells_with_their_gpu_count(study_env):

@@ -116,7 +116,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from tornadostudy.report import Pivot, ReportOptions, build_report, log_report
     from tornadostudy.study.handle import StudyHandle
-    from tornadostudy.study.trials import completed_trials, report_params, report_skill
+    from tornadostudy.study.trials import completed_trials, fill_run_ids, report_params, report_skill
     from tornadostudy.tracking import Tracker, resolve_tracking_uri
 
     pivot = [args.rows, args.cols, args.value]
@@ -140,7 +140,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
         except TrackingError as exc:  # the tables do not need MLflow: report without curves and copy
             print(f"warning: {exc}; the report is written without per-epoch curves and not logged to MLflow",
                   file=sys.stderr)  # fmt: skip
-    report = build_report(args.study, completed_trials(handle), report_params(handle), opts,
+    trials = completed_trials(handle)
+    if tracker is not None:
+        try:
+            fill_run_ids(handle, trials, tracker)
+        except TrackingError as exc:  # only some curves are missing: still the report
+            print(f"warning: {exc}; trials whose run id is not recorded get no curves", file=sys.stderr)
+    report = build_report(args.study, trials, report_params(handle), opts,
                           read_curve=tracker.curve if tracker else None)  # fmt: skip
     if opts.out is None:
         print(report.text, end="")
@@ -157,7 +163,7 @@ def _cmd_tracking_sync(args: argparse.Namespace) -> int:
 
     from tornadostudy.spool import Spool, default_spool_root
     from tornadostudy.study.recovery import stale_after_s
-    from tornadostudy.tracking import Tracker, resolve_tracking_uri
+    from tornadostudy.tracking import Tracker, close_abandoned_runs, resolve_tracking_uri
 
     root = Path(args.spool) if args.spool else default_spool_root()
     # Only the spools of workers that are gone: a live worker delivers its own.
@@ -165,6 +171,7 @@ def _cmd_tracking_sync(args: argparse.Namespace) -> int:
     live = sum(1 for folder in Spool.folders(root) if any(folder.glob("*.jsonl"))) - len(adopted)
     delivered = waiting = 0
     for spool in adopted:
+        close_abandoned_runs(spool)
         runs = spool.runs()
         tracker = Tracker(resolve_tracking_uri(args.tracking_uri, spool.uri), spool=spool)
         left = tracker.flush()

@@ -117,6 +117,11 @@ class Spool:
     def runs(self) -> list[str]:
         return sorted(p.stem for p in self.folder.glob("*.jsonl")) if self.folder.exists() else []
 
+    def writes(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's writes still waiting, in order."""
+        with self._lock:
+            return self._read(self._path(run_id))
+
     def append(self, run_id: str, op: dict[str, Any]) -> None:
         line = json.dumps(op) + "\n"
         with self._lock:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 from tornadostudy import mlflow_rest
 from tornadostudy.batching import BATCHED_OPS, merge_writes
 from tornadostudy.errors import TrackingError, UserInputError
+from tornadostudy.run_refs import RUN_KEY_TAG, RunBook, close_abandoned_runs, new_run_key, run_ref, trial_run_key
 from tornadostudy.spool import Spool
 from tornadostudy.urls import mask_url, normalize_db_url
 
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_TRACKING_URI",
     "RUN_KEY_TAG",
     "Tracker",
+    "close_abandoned_runs",
     "merge_writes",
     "new_run_key",
     "resolve_tracking_uri",
@@ -35,24 +37,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PARENT_TAG = "mlflow.parentRunId"
-# A key the worker makes before it asks for a trial run: a create whose answer was lost can be found again
-# under it instead of being made twice (MLflow's create_run has no idempotency key of its own).
-RUN_KEY_TAG = "tornadostudy.run_key"
-
-
 # MLflow error codes that refuse the write itself: sending it again cannot succeed. (A database error
 # inside MLflow is TEMPORARILY_UNAVAILABLE or BAD_REQUEST, an unreachable server INTERNAL_ERROR.)
 _REFUSALS = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
-
-
-def new_run_key() -> str:
-    return uuid.uuid4().hex
-
-
-def trial_run_key(study_id: int, trial_number: int) -> str:
-    """The run key of an Optuna trial, computable from the trial alone: a reaper finds the run of a
-    worker that died between making it and recording its id, without the worker writing anything more."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"tornadostudy:study/{study_id}/trial/{trial_number}").hex
 
 
 def resolve_tracking_uri(cli: str | None = None, stored: str | None = None) -> str:
@@ -119,6 +106,7 @@ class Tracker:
             from mlflow.entities import Metric, Param, RunTag
 
             self._entities = (Metric, Param, RunTag)
+        self.runs = RunBook(self._create_run, self.runs_with_key, self.drop_duplicate_runs)
         self.spool = spool
         self.deliverer = None
         if background:
@@ -188,7 +176,7 @@ class Tracker:
         self._call("delete the run", self.writer.delete_run, run_id)
 
     # --- trials ----------------------------------------------------------------------------------
-    def start_trial_run(
+    def open_trial_run(
         self,
         experiment_id: str,
         parent_run_id: str | None,
@@ -196,27 +184,44 @@ class Tracker:
         params: dict[str, Any],
         tags: dict[str, Any],
         run_key: str | None = None,
-        reuse: bool = False,
+        on_made: Callable[[str], None] | None = None,
     ) -> str:
-        """A trial's run, tagged with ``run_key``. With ``reuse`` (a retry after a failed attempt) a run
-        already made under the key — its answer lost on the way back — is taken instead of a new one.
-        Its params are the run's first write (logging the same params again is allowed by MLflow)."""
-        found = self.runs_with_key(experiment_id, run_key) if reuse and run_key else []
-        if found:
-            run_id = found[0]
-            log.warning("reusing MLflow run %s made by an earlier attempt whose answer was lost", run_id)
-        else:
-            all_tags = {"tornadostudy.role": "trial", **{k: str(v) for k, v in tags.items()}}
-            if parent_run_id:
-                all_tags[PARENT_TAG] = parent_run_id
-            if run_key:
-                all_tags[RUN_KEY_TAG] = run_key
-            run = self._call(
-                "create a trial run", self.writer.create_run, experiment_id, run_name=run_name, tags=all_tags
-            )
-            run_id = run.info.run_id
+        """A trial's run, tagged with ``run_key``, named by the ref that its writes go to. With background
+        delivery the delivery thread makes it (:mod:`tornadostudy.run_refs`) and nothing waits here;
+        otherwise it is made now, or spooled while MLflow is away. ``on_made(run_id)``: called once the run
+        exists. Its params are the run's first write (logging the same params again is allowed)."""
+        ref, create = self._trial_run(experiment_id, parent_run_id, run_name, tags, run_key, False, on_made)
+        self._deliver(ref, create)
+        self._deliver(ref, {"op": "params", "params": {k: str(v) for k, v in sorted(params.items())}})
+        return ref
+
+    def start_trial_run(self, experiment_id: str, parent_run_id: str | None, run_name: str, params: dict[str, Any],
+                        tags: dict[str, Any], run_key: str | None = None, reuse: bool = False) -> str:  # fmt: skip
+        """A trial's run made now (an error raises), returning its id. With ``reuse`` (a retry after a
+        failed attempt) a run already made under the key, its answer lost on the way back, is taken."""
+        ref, create = self._trial_run(experiment_id, parent_run_id, run_name, tags, run_key, reuse, None)
+        run_id = self.runs.create(ref, create)
         self._deliver(run_id, {"op": "params", "params": {k: str(v) for k, v in sorted(params.items())}})
         return run_id
+
+    def _trial_run(self, experiment_id, parent_run_id, run_name, tags, run_key, reuse, on_made):
+        """The ref of a new trial run and the write that creates it."""
+        run_key = run_key or new_run_key()
+        ref = run_ref(experiment_id, run_key)
+        all_tags = {"tornadostudy.role": "trial", **{k: str(v) for k, v in tags.items()}, RUN_KEY_TAG: run_key}
+        if parent_run_id:
+            all_tags[PARENT_TAG] = parent_run_id
+        self.runs.expect(ref, reuse, on_made)
+        return ref, {"op": "create", "run_name": run_name, "tags": all_tags, "ts": _now_ms()}
+
+    def run_id(self, ref: str) -> str | None:
+        """The MLflow run id a ref names, once the run is made (never waits for MLflow)."""
+        return self.runs.known(ref)
+
+    def _create_run(self, experiment_id: str, op: dict[str, Any]) -> str:
+        run = self._call("create a trial run", self.writer.create_run, experiment_id, start_time=op["ts"],
+                         run_name=op["run_name"], tags=op["tags"])  # fmt: skip
+        return run.info.run_id
 
     def runs_with_key(self, experiment_id: str, run_key: str) -> list[str]:
         """Ids of the live runs tagged with ``run_key``, oldest first."""
@@ -271,9 +276,15 @@ class Tracker:
         """Close a run as FINISHED, FAILED or KILLED."""
         return self._deliver(run_id, {"op": "end", "status": status, "ts": _now_ms()})
 
-    def _apply(self, run_id: str, op: dict[str, Any]) -> None:
+    def _apply(self, ref: str, op: dict[str, Any]) -> None:
+        """Deliver one spooled write (or merged call) to the run ``ref`` names."""
         Metric, Param, RunTag = self._entities
+        if op["op"] == "create":
+            self.runs.create(ref, op)
+            return
+        run_id = self.runs.resolve(ref)
         if op["op"] == "end":
+            self.runs.before_end(ref, run_id)
             self._call("end the run", self.writer.set_terminated, run_id, status=op["status"], end_time=op["ts"])
             return
         if op["op"] != "batch" and op["op"] not in BATCHED_OPS:
@@ -332,6 +343,8 @@ class Tracker:
         if self.deliverer is None:
             return 0
         adopted = Spool.adopt_orphans(self.spool.folder.parent, self.uri, stale_s, exclude=self.spool.folder)
+        for spool in adopted:
+            close_abandoned_runs(spool)
         self.deliverer.adopt(adopted)
         return len(adopted)
 
@@ -360,6 +373,14 @@ class Tracker:
             token = page.token
             if not token:
                 return runs
+
+    def runs_by_key(self, experiment_id: str) -> dict[str, str]:
+        """Run key -> run id of the experiment's live trial runs (the oldest run of a key)."""
+        by_key: dict[str, str] = {}
+        for run in sorted(self.trial_runs(experiment_id), key=lambda r: r.info.start_time or 0):
+            if key := run.data.tags.get(RUN_KEY_TAG):
+                by_key.setdefault(key, run.info.run_id)
+        return by_key
 
     def metric_history(self, run_id: str, key: str) -> list[Any]:
         return self._call("read a metric history", self.client.get_metric_history, run_id, key)

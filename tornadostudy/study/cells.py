@@ -30,7 +30,8 @@ class Claim:
     cell: int
     params: dict[str, Any] | None
     attempt: int
-    previous_run_id: str | None
+    previous_run_id: str | None = None  # the last attempt's MLflow run, once its worker recorded it
+    previous_trial: int | None = None  # the last attempt's Optuna trial number
 
 
 def _table(metadata):
@@ -95,7 +96,7 @@ class CellTable:
             f"WHERE study = :study AND state = 'waiting' AND cell = ("
             f"  SELECT cell FROM {TABLE} WHERE study = :study AND state = 'waiting' AND {gpu_filter} "
             f"  ORDER BY cost DESC, cell LIMIT 1 {lock}) "
-            "RETURNING cell, params, attempts, run_id"
+            "RETURNING cell, params, attempts, run_id, trial_number"
         )
 
         def attempt():
@@ -107,7 +108,7 @@ class CellTable:
             row = retrying(attempt, what="claim a cell")
             if row is not None:
                 params = None if row.params is None else json.loads(row.params)
-                return Claim(row.cell, params, row.attempts, row.run_id)
+                return Claim(row.cell, params, row.attempts, row.run_id, row.trial_number)
             # Nothing updated: either nothing is claimable, or (PostgreSQL, READ COMMITTED) another
             # worker took the row between our sub-select and update. Only the first means stop.
             if not self.claimable(study, num_gpus):

@@ -1,15 +1,18 @@
-"""A trial's Optuna record and its cell, written together in three short transactions.
+"""A trial's Optuna record and its cell, written together in short transactions.
 
 Optuna's RDBStorage writes a trial one item at a time: ``create_new_trial`` with a template looks the
 trial up again and checks the study's earlier records for every parameter and attribute (~30
 statements), and every later attribute or state change is a transaction of its own. A worker only needs
 three moments, each one transaction on the study database together with its cell:
 
-- **start**: the trial, RUNNING, with its parameters and labels (numbered as Optuna numbers trials);
-- **run**: the MLflow run id, on the trial and on the cell — only while the worker still holds both;
+- **start**: the trial, RUNNING, with its parameters and labels (numbered as Optuna numbers trials), and
+  its number on the cell — only while the worker still holds the cell (``record_trial`` does the last
+  part for trials that Optuna's samplers create);
 - **complete**: the results, the objective values and COMPLETE, with the cell's completion — so a cell is
   complete exactly when its trial is, and a worker presumed lost (cell handed on, or trial closed by a
-  reaper) changes nothing.
+  reaper) changes nothing;
+- and, from the thread that delivers tracking writes, whenever MLflow has made the trial's run: its id,
+  on the trial and on the cell (``record_run``).
 
 The rows are Optuna's own ORM models, so what is stored is what Optuna itself would store (naive UTC or
 local datetimes, value types); ``tests/test_study_records.py`` checks that against Optuna's own writes.
@@ -26,7 +29,7 @@ from typing import Any
 
 from tornadostudy.study.cells import CellTable
 
-__all__ = ["complete_trial", "record_run", "start_trial"]
+__all__ = ["complete_trial", "record_run", "record_trial", "start_trial"]
 
 
 def _models():
@@ -75,49 +78,74 @@ def start_trial(
     distributions: Mapping[str, Any],
     user_attrs: Mapping[str, Any],
     system_attrs: Mapping[str, Any],
-) -> tuple[int, int]:
+    hold: tuple[str, int, str] | None = None,
+) -> tuple[int, int] | None:
     """Create a RUNNING trial with its parameters and attributes in one transaction: (trial_id, number).
+    With ``hold`` (study, cell, worker) the trial's number goes on the cell in the same transaction, and
+    nothing is created (None) when the worker no longer holds the cell.
 
     The parameters' distributions are the spec's, the same for every trial of the study, so the
     per-parameter compatibility look-ups Optuna makes against earlier trials are skipped."""
+    try:
+        with _session(cells) as session, session.begin():
+            return _start_trial(session, cells, study_id, params, distributions, user_attrs, system_attrs, hold)
+    except _Refused:
+        return None
+
+
+def _start_trial(session, cells, study_id, params, distributions, user_attrs, system_attrs, hold):
     import optuna
     from optuna.distributions import distribution_to_json
 
     models = _models()
-    with _session(cells) as session, session.begin():
-        if cells.postgres:
-            # Optuna's own lock: trial numbers are counted, so creations in one study are serialised.
-            session.get(models.StudyModel, study_id, with_for_update=True)
-        trial = models.TrialModel(study_id=study_id, number=None, state=optuna.trial.TrialState.RUNNING,
-                                  datetime_start=dt.datetime.now())  # fmt: skip
-        session.add(trial)
-        session.flush()  # SQLite: the first write takes the database's write lock before the count
-        trial.number = trial.count_past_trials(session)
-        session.add_all(
-            models.TrialParamModel(trial_id=trial.trial_id, param_name=name, distribution_json=distribution_to_json(
-                distributions[name]), param_value=distributions[name].to_internal_repr(value))
-            for name, value in params.items()
-        )  # fmt: skip
-        _put_attrs(session, trial.trial_id, user_attrs, models.TrialUserAttributeModel, replace=False)
-        _put_attrs(session, trial.trial_id, system_attrs, models.TrialSystemAttributeModel, replace=False)
-        return trial.trial_id, trial.number
+    if cells.postgres:
+        # Optuna's own lock: trial numbers are counted, so creations in one study are serialised.
+        session.get(models.StudyModel, study_id, with_for_update=True)
+    trial = models.TrialModel(study_id=study_id, number=None, state=optuna.trial.TrialState.RUNNING,
+                              datetime_start=dt.datetime.now())  # fmt: skip
+    session.add(trial)
+    session.flush()  # SQLite: the first write takes the database's write lock before the count
+    trial.number = trial.count_past_trials(session)
+    if hold is not None and session.execute(_on_cell(cells, *hold, trial.number)).rowcount != 1:
+        raise _Refused
+    session.add_all(
+        models.TrialParamModel(trial_id=trial.trial_id, param_name=name, distribution_json=distribution_to_json(
+            distributions[name]), param_value=distributions[name].to_internal_repr(value))
+        for name, value in params.items()
+    )  # fmt: skip
+    _put_attrs(session, trial.trial_id, user_attrs, models.TrialUserAttributeModel, replace=False)
+    _put_attrs(session, trial.trial_id, system_attrs, models.TrialSystemAttributeModel, replace=False)
+    return trial.trial_id, trial.number
 
 
-def record_run(cells: CellTable, study: str, cell: int, worker: str, trial_id: int, number: int, run_id: str) -> bool:
-    """Record the trial's MLflow run on the trial and its cell; False (nothing written) when the cell is no
+def _on_cell(cells: CellTable, study: str, cell: int, worker: str, number: int):
+    """The trial's number on the cell while the worker holds it; the cell's run is the new trial's (none yet)."""
+    return cells.held(study, cell, worker).values(trial_number=number, run_id=None)
+
+
+def record_trial(cells: CellTable, study: str, cell: int, worker: str, trial_id: int, number: int) -> bool:
+    """Record a trial made through Optuna's API on its cell; False (nothing written) when the cell is no
     longer this worker's or the trial was closed meanwhile (both mean: presumed lost, discard)."""
-    models = _models()
     try:
         with _session(cells) as session, session.begin():
-            held = session.execute(
-                cells.held(study, cell, worker).values(trial_number=number, run_id=run_id)
-            ).rowcount  # a write first: on SQLite it takes the write lock, so what is read next is current
+            # A write first: on SQLite it takes the write lock, so what is read next is current.
+            held = session.execute(_on_cell(cells, study, cell, worker, number)).rowcount
             if held != 1 or _running_trial(session, trial_id) is None:
                 raise _Refused
-            _put_attrs(session, trial_id, {"mlflow_run_id": run_id}, models.TrialUserAttributeModel)
     except _Refused:
         return False
     return True
+
+
+def record_run(cells: CellTable, study: str, cell: int, trial_id: int, number: int, run_id: str) -> None:
+    """The trial's MLflow run id, on the trial (whatever its state by now) and on its cell while the cell
+    is still that trial's. Called by the delivery thread once the run is made."""
+    models = _models()
+    t = cells.table
+    with _session(cells) as session, session.begin():
+        session.execute(t.update().where((t.c.study == study) & (t.c.cell == cell) & (t.c.trial_number == number))
+                        .values(run_id=run_id))  # fmt: skip
+        _put_attrs(session, trial_id, {"mlflow_run_id": run_id}, models.TrialUserAttributeModel)
 
 
 def complete_trial(

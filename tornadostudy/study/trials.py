@@ -12,7 +12,7 @@ from typing import Any
 
 from tornadostudy.study.handle import StudyHandle
 
-__all__ = ["completed_trials", "completed_trials_via_optuna", "report_params", "report_skill"]
+__all__ = ["completed_trials", "completed_trials_via_optuna", "fill_run_ids", "report_params", "report_skill"]
 
 
 _REPORT_ATTRS = ("cell", "mlflow_run_id", "metrics")
@@ -52,6 +52,21 @@ def completed_trials(handle: StudyHandle) -> list[dict[str, Any]]:
         else:
             by_id[trial_id]["run_id" if key == "mlflow_run_id" else key] = value
     return list(by_id.values())
+
+
+def fill_run_ids(handle: StudyHandle, records: list[dict[str, Any]], tracker) -> int:
+    """Give records without a run id theirs, found by the trial's run key. The id reaches the trial from the
+    worker's delivery thread once MLflow has made the run, and a worker that died first never recorded it.
+    Returns how many were filled."""
+    from tornadostudy.tracking import trial_run_key
+
+    missing = [r for r in records if r.get("run_id") is None]
+    if not missing:
+        return 0
+    by_key = tracker.runs_by_key(handle.experiment_id)
+    for record in missing:
+        record["run_id"] = by_key.get(trial_run_key(handle.study_id, record["trial"]))
+    return sum(record["run_id"] is not None for record in missing)
 
 
 def completed_trials_via_optuna(handle: StudyHandle) -> list[dict[str, Any]]:

@@ -30,7 +30,6 @@ from tornadostudy.study.handle import StudyHandle, make_sampler
 from tornadostudy.study.identity import package_versions, worker_id
 from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers, stale_after_s
 from tornadostudy.study.storage import retrying
-from tornadostudy.study.trial_run import trial_run
 from tornadostudy.tracking import Tracker, resolve_tracking_uri, trial_run_key
 from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams, make_trainer
 from tornadostudy.train.checkpoint import TrialInterrupted, load_state
@@ -80,11 +79,11 @@ _IN_TRIAL = threading.Event()
 class _TrialProgress(TrialCallbacks):
     """Per epoch: one MLflow call with all of the epoch's metrics (the heartbeat runs in its own thread)."""
 
-    def __init__(self, worker: Worker, cell: int, run_id: str) -> None:
-        self.worker, self.cell, self.run_id = worker, cell, run_id
+    def __init__(self, worker: Worker, cell: int, run: str) -> None:
+        self.worker, self.cell, self.run = worker, cell, run
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.worker.tracker.log_metrics(self.run_id, metrics, step=epoch)
+        self.worker.tracker.log_metrics(self.run, metrics, step=epoch)
 
     def should_stop(self) -> bool:
         return _STOP_REQUESTED.is_set()
@@ -118,11 +117,12 @@ class Worker:
         }  # fmt: skip
 
     # --- one trial -------------------------------------------------------------------------------
-    def _start_trial(self, claim) -> tuple[int, dict[str, Any]]:
-        """Create the Optuna trial for a claimed cell (grid) or slot (TPE/random): (number, params)."""
+    def _start_trial(self, claim, summary: WorkerSummary) -> tuple[int, int, dict[str, Any]] | None:
+        """Create the Optuna trial for a claimed cell (grid) or slot (TPE/random) and record it on the cell:
+        (trial_id, number, params), or None when the cell was handed on meanwhile (presumed lost)."""
         import optuna
 
-        study = self.handle.study
+        study, cells = self.handle.study, self.handle.cells
         # "worker" before "cell": a trial that names its cell always names its owner (the reaper relies on it).
         attrs = {"worker": self.id, "attempt": claim.attempt, "cell": claim.cell}
         if self.spec.sampler == "grid":
@@ -130,59 +130,69 @@ class Worker:
             searched = {k: params[k] for k in self.spec.grid}
             distributions = {k: optuna.distributions.CategoricalDistribution(v) for k, v in self.spec.grid.items()}
             # The system attributes are what GridSampler itself records, so it sees this grid point as taken.
-            trial_id, number = retrying(
-                lambda: records.start_trial(self.handle.cells, self.handle.study_id, searched, distributions, attrs,
-                                            {"grid_id": claim.cell, "search_space": self.spec.grid}),
+            started = retrying(
+                lambda: records.start_trial(cells, self.handle.study_id, searched, distributions, attrs,
+                                            {"grid_id": claim.cell, "search_space": self.spec.grid},
+                                            hold=(self.spec.name, claim.cell, self.id)),
                 what="create the trial",
             )  # fmt: skip
-            self.handle.remember_trial(number, trial_id)
-            return number, params
+            if started is None:
+                return None
+            self.handle.remember_trial(started[1], started[0])
+            return *started, params
         study.sampler = make_sampler(self.spec, slot=claim.cell * 1000 + claim.attempt)
         trial = retrying(study.ask, what="ask for a trial")
         self.handle.remember_trial(trial.number, trial._trial_id)
         for key, value in attrs.items():
             retrying(lambda k=key, v=value: trial.set_user_attr(k, v), what="label the trial")
-        return trial.number, retrying(lambda: _suggest(trial, self.spec), what="sample the trial's parameters")
+        params = retrying(lambda: _suggest(trial, self.spec), what="sample the trial's parameters")
+        if not retrying(lambda: records.record_trial(cells, self.spec.name, claim.cell, self.id, trial._trial_id,
+                                                     trial.number), what="record the trial"):  # fmt: skip
+            self._discard(trial.number, None, summary)
+            return None
+        return trial._trial_id, trial.number, params
 
     def run_one(self, claim, summary: WorkerSummary) -> None:
-        # The cell is heartbeaten for the whole trial, not only while it trains: waiting for MLflow to make
-        # the trial's run (a tracking outage) must not get this live worker presumed lost.
         beat = functools.partial(self.handle.cells.heartbeat, self.spec.name, claim.cell, self.id)
         with Heartbeat(beat, heartbeat_s()):
             self._run_one(claim, summary)
 
     def _run_one(self, claim, summary: WorkerSummary) -> None:
-        number, params = self._start_trial(claim)
-        # Derived from the trial: the reaper finds the run by it if this worker dies before recording its id.
-        run_key = trial_run_key(self.handle.study_id, number)
+        started = self._start_trial(claim, summary)
+        if started is None:
+            log.warning("cell %d was handed on before its trial started (this worker was presumed lost)", claim.cell)
+            return
+        trial_id, number, params = started
         trial_params = TrialParams.from_mapping(params)
         run_tags = {**self.tags, "trial_number": number, "cell": claim.cell, "attempt": claim.attempt}
+        if claim.previous_trial is not None:
+            run_tags["retry_of_trial"] = claim.previous_trial
         if claim.previous_run_id:
             run_tags["retry_of_run"] = claim.previous_run_id
         run_params = {**params, "per_replica_batch_size": trial_params.batch_size // max(trial_params.num_gpus, 1)}
-        with trial_run(self.tracker, self.handle.experiment_id, self.handle.parent_run_id,
-                       f"{trial_params.label()} #{number}", run_params, run_tags, run_key) as run_id:  # fmt: skip
-            self._run_trial(claim, number, params, trial_params, run_id, summary)
+        # The delivery thread makes the run and records its id on the trial; the trial does not wait. The
+        # run key is derived from the trial: a reaper finds the run by it when this worker dies.
+        run = self.tracker.open_trial_run(
+            self.handle.experiment_id, self.handle.parent_run_id, f"{trial_params.label()} #{number}", run_params,
+            run_tags, trial_run_key(self.handle.study_id, number), on_made=functools.partial(
+                records.record_run, self.handle.cells, self.spec.name, claim.cell, trial_id, number),
+        )  # fmt: skip
+        self._run_trial(claim, trial_id, number, trial_params, run, summary)
 
-    def _run_trial(self, claim, number: int, params: dict[str, Any], trial_params, run_id: str, summary) -> None:
+    def _run_trial(self, claim, trial_id: int, number: int, trial_params, run: str, summary) -> None:
         cells, name = self.handle.cells, self.spec.name
-        trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
-        if not retrying(lambda: records.record_run(cells, name, claim.cell, self.id, trial_id, number, run_id),
-                        what="record the run id"):  # fmt: skip
-            self._discard(number, run_id, summary)  # presumed lost while its run was being made
-            return
         log.info("trial %d (cell %d, attempt %d): %s", number, claim.cell, claim.attempt, trial_params.label())
 
         checkpoint = self.handle.checkpoint_dir(claim.cell)
         resumed = load_state(checkpoint)
         if resumed:
             # The curve continues in this run: the epochs done before the interruption come first.
-            self.tracker.log_history(run_id, resumed["history"])
-            self.tracker.set_tags(run_id, {"resumed_from_epoch": resumed["epoch"]})
+            self.tracker.log_history(run, resumed["history"])
+            self.tracker.set_tags(run, {"resumed_from_epoch": resumed["epoch"]})
             log.info("trial %d resumes cell %d at epoch %d", number, claim.cell, resumed["epoch"] + 1)
         context = TrialContext(number, claim.attempt, self.spec.seed, checkpoint)
         try:
-            result = self._train(trial_params, claim, run_id, context, number)
+            result = self._train(trial_params, claim, run, context, number)
             metrics = result.metrics()
             values = [metrics[o.metric] for o in self.spec.objectives]
             if not all(math.isfinite(v) for v in values):
@@ -194,23 +204,23 @@ class Worker:
                 )
         except TrainingError as exc:
             clear_checkpoint(checkpoint)  # a failed attempt's state is not worth resuming
-            self._fail(number, claim, run_id, exc, summary)
+            self._fail(number, claim, run, exc, summary)
             return
-        self.tracker.log_final(run_id, {k: v for k, v in metrics.items() if math.isfinite(v)},
+        self.tracker.log_final(run, {k: v for k, v in metrics.items() if math.isfinite(v)},
                                {f"info.{k}": v for k, v in result.info.items()})  # fmt: skip
         # The cell is the commit point of exactly-once: only the worker still holding it (and its trial
         # still RUNNING) may complete it; trial and cell complete in one transaction.
         results = {"metrics": metrics, "info": result.info}
         if not retrying(lambda: records.complete_trial(cells, name, claim.cell, self.id, trial_id, number, values,
                                                        results), what="report the trial"):  # fmt: skip
-            self._discard(number, run_id, summary)
+            self._discard(number, run, summary)
             return
-        self.tracker.end_run(run_id, "FINISHED")
+        self.tracker.end_run(run, "FINISHED")
         clear_checkpoint(checkpoint)
         summary.completed.append(number)
         log.info("trial %d complete: %s", number, {o.metric: metrics[o.metric] for o in self.spec.objectives})
 
-    def _discard(self, number: int, run_id: str, summary: WorkerSummary) -> None:
+    def _discard(self, number: int, run: str | None, summary: WorkerSummary) -> None:
         """This worker was presumed lost and its cell handed on: its result must not count."""
         import optuna
 
@@ -222,28 +232,29 @@ class Worker:
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # the reaper already recorded why
         self._close_failed(number)
-        self.tracker.set_tags(run_id, {"fail_reason": reason})
-        self.tracker.end_run(run_id, "KILLED")
+        if run is not None:
+            self.tracker.set_tags(run, {"fail_reason": reason})
+            self.tracker.end_run(run, "KILLED")
         summary.failed.append(number)
 
-    def _train(self, trial_params, claim, run_id: str, context: TrialContext, number: int):
+    def _train(self, trial_params, claim, run: str, context: TrialContext, number: int):
         """Train; if the worker is stopped (SIGTERM, Ctrl-C) or crashes meanwhile, close the trial, its run
         and its cell before the exception goes on, so nothing is left looking alive."""
         _IN_TRIAL.set()
         try:
-            return self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run_id), context)
+            return self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run), context)
         except TrainingError:
             raise
         except TrialInterrupted as exc:
-            self._abandon(number, claim, run_id, WorkerStopped(f"stopped by signal {exc}"))
+            self._abandon(number, claim, run, WorkerStopped(f"stopped by signal {exc}"))
             raise WorkerStopped(str(exc)) from None
         except BaseException as exc:
-            self._abandon(number, claim, run_id, exc)
+            self._abandon(number, claim, run, exc)
             raise
         finally:
             _IN_TRIAL.clear()
 
-    def _abandon(self, number: int, claim, run_id: str, exc: BaseException) -> None:
+    def _abandon(self, number: int, claim, run: str, exc: BaseException) -> None:
         stopped = isinstance(exc, (KeyboardInterrupt, WorkerStopped))
         reason = (
             (str(exc) if isinstance(exc, WorkerStopped) and str(exc) else "worker stopped")
@@ -260,8 +271,8 @@ class Worker:
                 if stopped
                 else self.handle.cells.fail(self.spec.name, claim.cell, self.id, reason, True, self.spec.max_attempts)
             ),
-            lambda: self.tracker.set_tags(run_id, {"fail_reason": reason[:4000]}),
-            lambda: self.tracker.end_run(run_id, "KILLED" if stopped else "FAILED"),
+            lambda: self.tracker.set_tags(run, {"fail_reason": reason[:4000]}),
+            lambda: self.tracker.end_run(run, "KILLED" if stopped else "FAILED"),
         )
         for step in steps:  # best effort: one failing step must not hide the others or the original error
             try:
@@ -269,7 +280,7 @@ class Worker:
             except Exception as cleanup_exc:
                 log.warning("clean-up step failed: %s", cleanup_exc)
 
-    def _fail(self, number: int, claim, run_id: str, exc: TrainingError, summary: WorkerSummary) -> None:
+    def _fail(self, number: int, claim, run: str, exc: TrainingError, summary: WorkerSummary) -> None:
         reason = str(exc)
         log.warning("trial %d failed (%s): %s", number, exc.kind, reason)
         trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
@@ -280,10 +291,10 @@ class Worker:
         state = self.handle.cells.fail(self.spec.name, claim.cell, self.id, f"{exc.kind}: {reason}",
                                        exc.retryable, self.spec.max_attempts)  # fmt: skip
         try:
-            self.tracker.set_tags(run_id, {"fail_reason": reason[:4000], "fail_kind": exc.kind, "cell_state": state})
-            self.tracker.end_run(run_id, "FAILED")
+            self.tracker.set_tags(run, {"fail_reason": reason[:4000], "fail_kind": exc.kind, "cell_state": state})
+            self.tracker.end_run(run, "FAILED")
         except TrackingError as tracking_exc:
-            log.warning("could not close MLflow run %s: %s", run_id, tracking_exc)
+            log.warning("could not close MLflow run %s: %s", run, tracking_exc)
         summary.failed.append(number)
 
     def _close_failed(self, number: int) -> None:
