@@ -114,11 +114,22 @@ def test_only_the_holder_of_the_cell_starts_records_and_completes_and_nothing_is
 
 def test_a_trial_closed_by_a_reaper_is_not_completed_and_its_cell_stays_as_it_was(book):
     cell, trial_id, number = book.start("w1")
-    book.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)  # what a reaper does
+    assert records.fail_trial(book.cells, trial_id, {"fail_reason": "worker lost"})  # what a reaper does
+    trial = book.storage.get_trial(trial_id)
+    assert (trial.state, trial.user_attrs["fail_reason"]) == (optuna.trial.TrialState.FAIL, "worker lost")
+    assert trial.datetime_complete is not None
     assert not records.record_trial(book.cells, "s", cell, "w1", trial_id, number)
     assert not records.complete_trial(book.cells, "s", cell, "w1", trial_id, number, [1.0, 2.0], {"metrics": {}})
     assert book.storage.get_trial(trial_id).state == optuna.trial.TrialState.FAIL
     assert book.cell(cell)["state"] == "running", "the cell's completion was rolled back with the trial's"
+
+
+def test_a_reaper_leaves_a_trial_its_worker_completed_meanwhile_as_it_is(book):
+    cell, trial_id, number = book.start("w1")
+    assert records.complete_trial(book.cells, "s", cell, "w1", trial_id, number, [1.0, 2.0], {"metrics": {}})
+    assert not records.fail_trial(book.cells, trial_id, {"fail_reason": "worker lost before its trial was recorded"})
+    trial = book.storage.get_trial(trial_id)
+    assert trial.state == optuna.trial.TrialState.COMPLETE and "fail_reason" not in trial.user_attrs
 
 
 def test_a_run_made_late_is_recorded_on_its_trial_but_not_on_a_cell_that_moved_on(book):

@@ -44,7 +44,8 @@ def test_a_sigkilled_worker_is_reaped_by_status_and_its_cell_runs_again(study_en
     _wait_running(handle)
     # Killed once its run is made and recorded (the delivery thread makes it after the trial has started).
     deadline = time.time() + 60
-    while "mlflow_run_id" not in (handle.study.get_trials(deepcopy=False) or [None])[0].user_attrs:
+    # (The cell is claimed before its trial exists: until then there is no trial to look at.)
+    while not any("mlflow_run_id" in t.user_attrs for t in handle.study.get_trials(deepcopy=False)):
         assert time.time() < deadline, "the trial's run was never made"
         time.sleep(0.1)
     victim.send_signal(signal.SIGKILL)

@@ -16,3 +16,5 @@ def test_orchestration_benchmark_runs(postgres_url):  # the fixture proves Postg
     lines = result.stdout.strip().splitlines()
     assert any("tornadostudy" in line for line in lines) and lines[-1].startswith("ratio=")
     assert "CPU ms" in result.stdout and "server ms" in result.stdout
+    ours = next(line for line in lines if " tornadostudy " in line).split()
+    assert ours[3:6] == ["0", "0", "0"], f"tornadostudy: failed workers, duplicates, holes: {ours}"

@@ -117,3 +117,61 @@ def test_submit_falls_back_to_no_idle_connections_when_the_server_limit_is_near(
     assert "TORNADOSTUDY_DB_POOL" not in few[0].script
     many = plan_jobs(handle, SubmitOptions(gpus=(1,), array=5000, log_dir=str(tmp_path)))
     assert "export TORNADOSTUDY_DB_POOL=0" in many[0].script
+
+
+@pytest.fixture
+def one_connection_database():
+    """A database owned by a role allowed one connection at a time (as a server at max_connections is to
+    the next worker), as (URL, set_limit). The role has a password so the test runs under any pg_hba auth."""
+    import uuid
+
+    from tests.integration.conftest import POSTGRES, _admin_connection
+
+    name = f"tornadostudy_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_connection()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE ROLE {name} LOGIN PASSWORD 'limited'")
+        cur.execute(f'CREATE DATABASE "{name}" OWNER {name}')
+
+    def set_limit(n: int) -> None:
+        with admin.cursor() as cur:
+            cur.execute(f"ALTER ROLE {name} CONNECTION LIMIT {n}")
+
+    host = POSTGRES.split("@", 1)[1].rsplit("/", 1)[0]
+    yield f"postgresql://{name}:limited@{host}/{name}", set_limit
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f"DROP ROLE IF EXISTS {name}")
+    admin.close()
+
+
+def test_a_worker_opens_its_study_on_one_connection_and_waits_out_a_full_server(
+    one_connection_database, study_env, monkeypatch
+):
+    import psycopg2
+
+    from tornadostudy.errors import StorageError
+    from tornadostudy.study.storage import optuna_storage
+
+    folder, env = study_env
+    url, set_limit = one_connection_database
+    url = resolve_storage_url(url)
+    spec = load_spec(write_sim_spec(folder))
+    create_study(spec, url, env["MLFLOW_TRACKING_URI"])
+    set_limit(1)
+    # Opening takes one connection at a time: 64 array tasks starting at once need 64, not 128. (wait: the
+    # server counts a closed connection until its backend has exited, a moment later; before, opening held
+    # two at once and waited out the retry budget.)
+    monkeypatch.setenv("TORNADOSTUDY_DB_RETRY_S", "20")
+    handle = StudyHandle.open(spec.name, url, wait=True)
+    assert handle.cells.claim(spec.name, 0, "w1") is not None
+    handle.cells.engine.dispose()
+
+    occupier = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    with pytest.raises(StorageError, match="too many connections"):
+        optuna_storage(url, tables_exist=True)  # without wait: a one-line error at once
+    threading.Timer(1.5, occupier.close).start()
+    # With wait (a worker), the refusal is retried like an outage until the connection is free.
+    storage = optuna_storage(url, tables_exist=True, wait=True)
+    assert [s.study_name for s in storage.get_all_studies()] == [spec.name]
+    storage.engine.dispose()

@@ -77,15 +77,26 @@ def checkpoint_root(spec: StudySpec, base: Path | None = None) -> Path:
 def create_study(
     spec: StudySpec, storage_url: str, tracking_uri: str, exists_ok: bool = False, base: Path | None = None
 ) -> CreateResult:
-    import optuna
-
     from tornadostudy.data.resolve import resolve_data
-    from tornadostudy.tracking import Tracker
 
     data_folder = str(resolve_data(spec.data, needed_multipliers(spec), base))
     engine = make_engine(storage_url)
     storage = optuna_storage(storage_url)
-    cells = CellTable(engine)
+    try:
+        return _create_or_reuse(
+            spec, storage_url, tracking_uri, exists_ok, base, data_folder, storage, CellTable(engine)
+        )
+    finally:  # a library caller (a notebook, a test, a benchmark) keeps no idle connections to the database
+        engine.dispose()
+        storage.engine.dispose()
+
+
+def _create_or_reuse(spec: StudySpec, storage_url: str, tracking_uri: str, exists_ok: bool, base: Path | None,
+                     data_folder: str, storage, cells: CellTable) -> CreateResult:  # fmt: skip
+    import optuna
+
+    from tornadostudy.tracking import Tracker
+
     cells.create_schema()
 
     try:

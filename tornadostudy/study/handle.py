@@ -9,7 +9,7 @@ from typing import Any
 from tornadostudy.errors import UserInputError
 from tornadostudy.spec import StudySpec
 from tornadostudy.study.cells import CellTable
-from tornadostudy.study.storage import make_engine, optuna_storage
+from tornadostudy.study.storage import make_engine, optuna_storage, retrying
 from tornadostudy.urls import mask_url
 
 __all__ = ["StudyHandle", "make_sampler"]
@@ -55,21 +55,31 @@ class StudyHandle:
         engine = make_engine(url, must_exist=True, wait=wait)
         import sqlalchemy as sa
 
-        if not sa.inspect(engine).has_table("tornadostudy_cells"):
+        tables = set(sa.inspect(engine).get_table_names())
+        if "tornadostudy_cells" not in tables:
             raise UserInputError(
                 f"study {name!r} does not exist: {mask_url(url)} holds no tornadostudy studies; "
                 "create one with 'tornadostudy create SPEC' or pass the right --storage"
             )
-        storage = optuna_storage(url)
-        try:
+        postgresql = engine.dialect.name == "postgresql"
+        if postgresql:
+            # Close the checking connection before Optuna opens its own: a worker holds one connection
+            # while it starts, so an array of workers starting at once stays under max_connections.
+            engine.dispose()
+        storage = optuna_storage(url, tables_exist="studies" in tables, wait=wait)
+
+        def load():
             study = optuna.load_study(study_name=name, storage=storage)
+            return study, study.user_attrs, storage.get_study_id_from_name(name)
+
+        try:
+            study, attrs, study_id = retrying(load, what=f"load study {name}") if wait else load()
         except KeyError:
             names = [s.study_name for s in optuna.study.get_all_study_summaries(storage, include_best_trial=False)]
             hint = f"studies there: {', '.join(names[:10])}" if names else "it holds no studies"
             raise UserInputError(
                 f"study {name!r} does not exist in {mask_url(url)} ({hint}): create it with 'tornadostudy create SPEC'"
             ) from None
-        attrs = study.user_attrs
         if ATTR_SPEC not in attrs:
             raise UserInputError(
                 f"study {name!r} in {mask_url(url)} was not created by tornadostudy: "
@@ -77,11 +87,9 @@ class StudyHandle:
             )
         spec = StudySpec.from_json(attrs[ATTR_SPEC])
         study.sampler = make_sampler(spec)
-        if engine.dialect.name == "postgresql":
-            # One engine (one pooled connection) per process for Optuna and the cell table alike.
-            engine.dispose()
+        if postgresql:  # one engine (one pooled connection) per process for Optuna and the cell table alike
             engine = storage.engine
-        return cls(name, url, spec, study, storage, storage.get_study_id_from_name(name), CellTable(engine), attrs)
+        return cls(name, url, spec, study, storage, study_id, CellTable(engine), attrs)
 
     def trial_id(self, number: int) -> int:
         if number not in self._trial_ids:

@@ -16,7 +16,9 @@ three moments, each one transaction on the study database together with its cell
 
 The rows are Optuna's own ORM models, so what is stored is what Optuna itself would store (naive UTC or
 local datetimes, value types); ``tests/test_study_records.py`` checks that against Optuna's own writes.
-Failures and interruptions are rare and keep going through Optuna's API (``worker._fail``/``_abandon``).
+Failures and interruptions are rare and keep going through Optuna's API (``worker._fail``/``_abandon``),
+except a reaper's: ``fail_trial`` closes a trial with its reason only if it is still RUNNING, in one
+transaction, so a trial its worker completes meanwhile is neither failed nor marked with a reason.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 from tornadostudy.study.cells import CellTable
 
-__all__ = ["complete_trial", "record_run", "record_trial", "start_trial"]
+__all__ = ["complete_trial", "fail_trial", "record_run", "record_trial", "start_trial"]
 
 
 def _models():
@@ -184,4 +186,20 @@ def complete_trial(
     except _Refused:
         # A retry of a transaction that did commit (its answer was lost) finds its own work done.
         return cells.completed_by(study, cell, worker, number)
+    return True
+
+
+def fail_trial(cells: CellTable, trial_id: int, user_attrs: Mapping[str, Any]) -> bool:
+    """Mark a RUNNING trial FAIL with ``user_attrs`` (its reason), all or nothing. False when it is not
+    RUNNING any more (its worker completed or closed it): then nothing is written."""
+    import optuna
+
+    models = _models()
+    with _session(cells) as session, session.begin():
+        trial = _running_trial(session, trial_id)
+        if trial is None:
+            return False
+        _put_attrs(session, trial_id, user_attrs, models.TrialUserAttributeModel)
+        trial.state = optuna.trial.TrialState.FAIL
+        trial.datetime_complete = dt.datetime.now()
     return True

@@ -15,6 +15,7 @@ import os
 import threading
 
 from tornadostudy.study.handle import StudyHandle
+from tornadostudy.study.records import fail_trial
 
 __all__ = ["Heartbeat", "heartbeat_s", "reap_every_s", "reap_lost_workers", "stale_after_s"]
 
@@ -78,12 +79,8 @@ def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None =
         # The cell may still name an earlier attempt's trial (killed before recording the new one):
         # only a RUNNING trial is closed here; the orphan sweep below finds the unrecorded one.
         trial = running.get(row["trial_number"])
-        if trial is not None:
-            try:
-                handle.storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-                handle.storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # its worker reported just now; it will find its cell gone and discard the result
+        # Not RUNNING any more: its worker reported just now; it will find its cell gone and discard the result.
+        if trial is not None and fail_trial(handle.cells, trial._trial_id, {"fail_reason": reason}):
             _close_runs(handle, tracker, trial, reason)
     if not running:
         return len(rows)
@@ -110,7 +107,6 @@ def _fail_orphaned_trials(
 ) -> None:
     """RUNNING trials whose worker no longer holds their cell: e.g. killed between creating the trial and
     recording it on the cell. Ownership, not time, decides, so a live worker's new trial is never touched."""
-    import optuna
 
     for number, trial in running.items():
         if number in handled:
@@ -128,14 +124,12 @@ def _fail_orphaned_trials(
         # is a live worker's only while that worker still holds the cell.
         if row is not None and row["state"] == "running" and row["worker"] == trial.user_attrs.get("worker"):
             continue
+        # The trial list was read before the cells: a trial completed in between looks orphaned here, and
+        # fail_trial leaves it as it is (it is not RUNNING any more).
         reason = "worker lost before its trial was recorded"
-        log.warning("trial %d: %s; closing it", number, reason)
-        try:
-            handle.storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-            handle.storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # its worker was alive after all and reported meanwhile
-        _close_runs(handle, tracker, trial, reason)
+        if fail_trial(handle.cells, trial._trial_id, {"fail_reason": reason}):
+            log.warning("trial %d: %s; closed it", number, reason)
+            _close_runs(handle, tracker, trial, reason)
 
 
 def _close_runs(handle: StudyHandle, tracker, trial, reason: str) -> None:

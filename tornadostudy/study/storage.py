@@ -92,18 +92,47 @@ def make_engine(url: str, must_exist: bool = False, wait: bool = False):
         else:
             check()
     except sa.exc.OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise StorageError(f"cannot connect to the study database {mask_url(url)}: {reason}") from None
+        raise StorageError(f"cannot connect to the study database {mask_url(url)}: {_reason(exc)}") from None
     return engine
 
 
-def optuna_storage(url: str):
+def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False):
+    """Optuna's storage on ``url``, opened on one connection at a time where its tables exist.
+
+    ``tables_exist``: skip Optuna's create-all (a dozen catalogue queries; concurrent first uses race) and do
+    its schema check here: Optuna's own holds a session while it opens a second connection, so 64 workers
+    starting at once would need 128. ``wait``: retry what a busy or restarting server refuses ("too many
+    clients" while an array of workers starts) as any database outage, instead of failing the worker."""
     import optuna
 
+    def open_storage():
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=tables_exist,
+                                             skip_compatibility_check=tables_exist)  # fmt: skip
+        if tables_exist:
+            current, head = storage.get_current_version(), storage.get_head_version()
+            if current != head:
+                storage.engine.dispose()
+                raise StorageError(
+                    f"the study database {mask_url(url)} has Optuna schema {current}, this environment's Optuna "
+                    f"{optuna.__version__} expects {head}: run tornadostudy with the Optuna that created the study, "
+                    f"or upgrade the database with 'optuna storage upgrade --storage URL'"
+                )
+        return storage
+
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        return retrying(open_storage, what=f"open the Optuna storage at {mask_url(url)}") if wait else open_storage()
+    except StorageError:
+        raise
     except Exception as exc:
-        raise StorageError(f"cannot open the Optuna storage at {mask_url(url)}: {str(exc).splitlines()[0]}") from None
+        raise StorageError(f"cannot open the Optuna storage at {mask_url(url)}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of the root cause: Optuna wraps the driver's error ("too many clients") in a generic one."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def db_retry_s() -> float:
@@ -129,7 +158,7 @@ def retrying(fn, *, what: str, budget_s: float | None = None, first_delay: float
         try:
             return fn()
         except transient as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = _reason(exc)
             if time.monotonic() + delay > deadline:
                 raise StorageError(f"database unavailable while trying to {what}: {reason}") from None
             log.warning("database error while trying to %s (attempt %d): %s; retrying in %.1fs",
