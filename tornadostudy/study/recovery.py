@@ -72,7 +72,10 @@ def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None =
 
     stale_s = stale_after_s() if stale_s is None else stale_s
     rows = handle.cells.reap_stale(handle.name, stale_s, handle.spec.max_attempts)
-    running = {t.number: t for t in handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    # Straight from the database, filtered there: the study's cached reader would load every trial of the
+    # study on a worker's first look (thousands, on every one of an array's workers as they start).
+    running = handle.storage.get_all_trials(handle.study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    running = {t.number: t for t in running}
     for row in rows:
         reason = f"worker lost: no heartbeat for {stale_s:.0f}s"
         log.warning("cell %s: %s; cell is %s again", row["cell"], reason, row["state"])
