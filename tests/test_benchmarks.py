@@ -52,3 +52,15 @@ def test_orchestration_bound_counts_only_the_time_each_worker_was_ready(ready, t
     finally:
         sys.path.remove(str(BENCH))
     assert _bound(ready, total, longest) == pytest.approx(expected)
+
+
+def test_the_ideal_schedule_puts_the_longest_cell_first_on_the_worker_free_soonest():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from bench_orchestration import _bound, _ideal
+    finally:
+        sys.path.remove(str(BENCH))
+    assert _ideal([0, 0], [3, 3, 2, 2, 2]) == 7  # 3+2+2 | 3+2: the bound (6) is out of reach
+    assert _bound([0, 0], 12, 3) == 6
+    assert _ideal([0, 5], [4, 1]) == 5  # the late worker gets nothing: 4 then 1 on the first
+    assert _ideal([0, 1], [4, 4]) == 5

@@ -50,3 +50,18 @@ def test_a_worker_waits_for_a_database_that_refuses_connections_a_command_does_n
     with pytest.raises(StorageError, match="database unavailable while trying to connect to the study database"):
         make_engine(url, wait=True)
     assert "retrying in" in caplog.text
+
+
+def test_opening_an_existing_study_checks_its_optuna_schema_and_names_the_fix(tmp_path, monkeypatch):
+    import optuna
+
+    from tornadostudy.errors import StorageError
+    from tornadostudy.study.storage import optuna_storage
+
+    url = f"sqlite:///{tmp_path}/study.db"
+    optuna.create_study(study_name="s", storage=url)
+    storage = optuna_storage(url, tables_exist=True)
+    assert [s.study_name for s in storage.get_all_studies()] == ["s"]
+    monkeypatch.setattr(optuna.storages.RDBStorage, "get_head_version", lambda self: "v99.0.0.a")
+    with pytest.raises(StorageError, match=r"has Optuna schema v.*expects v99\.0\.0\.a.*optuna storage upgrade"):
+        optuna_storage(url, tables_exist=True)

@@ -109,7 +109,11 @@ def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False):
         storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=tables_exist,
                                              skip_compatibility_check=tables_exist)  # fmt: skip
         if tables_exist:
-            current, head = storage.get_current_version(), storage.get_head_version()
+            try:
+                current, head = storage.get_current_version(), storage.get_head_version()
+            except BaseException:
+                storage.engine.dispose()  # a retry opens a new engine: this one keeps no connection
+                raise
             if current != head:
                 storage.engine.dispose()
                 raise StorageError(
