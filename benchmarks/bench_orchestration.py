@@ -379,15 +379,13 @@ def main(argv=None) -> int:
     print(f"machine: {os.cpu_count()} CPUs; PostgreSQL for studies; MLflow: {where}; {load}")
     print(f"{'W':>4} {'scale':>6} {'side':14}{'failed':>7}{'dup':>5}{'holes':>7}{'overhead ms':>13}"
           f"{'in trial ms':>13}{'later trials':>14}{'makespan/bound':>16}{'/ideal':>8}{'start spread s':>16}"
-          f"{'CPU ms':>8}"
-          f"{'server ms':>11}")  # fmt: skip
+          f"{'CPU ms':>8}{'server ms':>11}")  # fmt: skip
     for workers, scale, base, ours in rows:
         for side, r in (("optuna+mlflow", base), ("tornadostudy", ours)):
             print(f"{workers:>4} {scale:>6.2f} {side:14}{r['failed']:>7}{r['duplicates']:>5}{r['holes']:>7}"
                   f"{r['overhead_ms']:>13.0f}{r['in_trial_ms']:>13.0f}{r['later_ms']:>14.0f}"
                   f"{r['makespan_ratio']:>16.2f}{r['ideal_ratio']:>8.2f}{r['start_spread_s']:>16.1f}"
-                  f"{r['cpu_ms']:>8.0f}"
-                  f"{r['server_ms']:>11.0f}")  # fmt: skip
+                  f"{r['cpu_ms']:>8.0f}{r['server_ms']:>11.0f}")  # fmt: skip
     _, _, base, ours = rows[-1]
     print("targets: 0 duplicates and holes; overhead <= 50 ms/trial at 64 workers; makespan <= 1.1x the bound")
     print(

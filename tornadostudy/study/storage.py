@@ -111,16 +111,15 @@ def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False):
         if tables_exist:
             try:
                 current, head = storage.get_current_version(), storage.get_head_version()
+                if current != head:
+                    raise StorageError(
+                        f"the study database {mask_url(url)} has Optuna schema {current}, this environment's Optuna "
+                        f"{optuna.__version__} expects {head}: run tornadostudy with the Optuna that created the "
+                        f"study, or upgrade the database with 'optuna storage upgrade --storage URL'"
+                    )
             except BaseException:
                 storage.engine.dispose()  # a retry opens a new engine: this one keeps no connection
                 raise
-            if current != head:
-                storage.engine.dispose()
-                raise StorageError(
-                    f"the study database {mask_url(url)} has Optuna schema {current}, this environment's Optuna "
-                    f"{optuna.__version__} expects {head}: run tornadostudy with the Optuna that created the study, "
-                    f"or upgrade the database with 'optuna storage upgrade --storage URL'"
-                )
         return storage
 
     try:
