@@ -31,6 +31,23 @@ def test_gpu_benchmark_runs():  # on a CPU here: the paper's cells, small
     assert "paper 4xV100" in out and "backend warm-up" in out and "vs baseline" in out
 
 
+@pytest.mark.tf
+def test_gpu_sharing_benchmark_runs():  # on a CPU here: 1 and 2 workers sharing the device
+    out = _run("bench_gpu_sharing.py")
+    assert "workers/GPU" in out and "trials/h" in out
+
+
+def test_gpu_sharing_claims_each_cell_once(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    from bench_gpu_sharing import claim, throughput
+
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    assert [claim(counter, 3) for _ in range(5)] == [0, 1, 2, None, None]
+    span, per_hour, trial_s = throughput([{"start": 0, "end": 2, "wall_s": 2}, {"start": 1, "end": 4, "wall_s": 3}])
+    assert (span, per_hour, trial_s) == (4, 1800, 2.5)
+
+
 def test_data_benchmark_runs():
     out = _run("bench_data.py")
     assert "tornadostudy prepare" in out and "baseline (in memory)" in out

@@ -175,6 +175,11 @@ def test_a_worker_killed_before_its_run_was_made_leaves_it_to_the_next_worker_wh
     spec, handle = _setup(folder, env, search="epochs = [30]\nbatch_size = [128]", time_scale=0.5)
     (victim,) = start_workers(spec.name, 1, {**env, "TORNADOSTUDY_TRACKING_LINGER_S": "60"})
     _wait_running(handle)
+    # The trial is RUNNING in the database a moment before its run's create reaches the spool.
+    deadline = time.time() + 30
+    while not list((folder / ".tornadostudy" / "spool").glob("*/*.jsonl")):
+        assert time.time() < deadline, "the worker spooled no write"
+        time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     assert _runs(env, handle) == []

@@ -11,7 +11,7 @@ from importlib.util import find_spec
 import numpy as np
 import pytest
 
-from tornadostudy.train.backends import numpy_batches
+from tornadostudy.train.backends import compilation_cache_dir, numpy_batches
 from tornadostudy.train.jax_loop import chunk_steps
 
 
@@ -25,6 +25,14 @@ def test_the_numpy_stream_is_shuffle_repeat_batch(n, batch):
     assert Counter(np.concatenate([by for _, by in batches]).tolist()) == dict.fromkeys(range(n), batch)
     again = numpy_batches(x, np.arange(n), batch, seed=1)
     assert all((next(again)[1] == by).all() for _, by in batches), "the same seed gives the same stream"
+
+
+def test_jax_compiles_into_a_user_cache_unless_told_where_or_not_to(tmp_path):
+    assert compilation_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == str(tmp_path / "tornadostudy" / "jax")
+    assert compilation_cache_dir({}) == os.path.join(os.path.expanduser("~"), ".cache", "tornadostudy", "jax")
+    # The user's own setting (a path, or empty for no cache) is JAX's to read: tornadostudy sets nothing.
+    assert compilation_cache_dir({"JAX_COMPILATION_CACHE_DIR": ""}) is None
+    assert compilation_cache_dir({"JAX_COMPILATION_CACHE_DIR": "/scratch/jc", "XDG_CACHE_HOME": "/x"}) is None
 
 
 @pytest.mark.parametrize(

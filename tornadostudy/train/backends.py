@@ -16,7 +16,16 @@ import numpy as np
 
 from tornadostudy.errors import TrainingError
 
-__all__ = ["JaxBackend", "TensorFlowBackend", "batch_rows", "keras_backend", "numpy_batches"]
+__all__ = ["JaxBackend", "TensorFlowBackend", "batch_rows", "compilation_cache_dir", "keras_backend", "numpy_batches"]
+
+
+def compilation_cache_dir(environ) -> str | None:
+    """Where JAX keeps compiled programs on a GPU machine: ``JAX_COMPILATION_CACHE_DIR`` when set (JAX reads it
+    itself; set it empty to turn the cache off), else ``$XDG_CACHE_HOME/tornadostudy/jax`` (``~/.cache/...``)."""
+    if "JAX_COMPILATION_CACHE_DIR" in environ:
+        return None
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tornadostudy", "jax")
 
 
 def keras_backend():
@@ -145,6 +154,12 @@ class JaxBackend:
         except RuntimeError:  # no GPU platform in this jaxlib or on this machine
             self.gpus = []
         self.gpu_names = [d.device_kind for d in self.gpus]
+        cache = compilation_cache_dir(os.environ) if self.gpus else None
+        if cache:
+            # Every trial builds a new model and so compiles its steps again (~1-1.5 s on an H100, most of a
+            # short trial); XLA's persistent cache serves trials of the same shapes from disk, across trials and
+            # worker processes (docs/benchmarks.md). Takes effect at the first compilation.
+            jax.config.update("jax_compilation_cache_dir", cache)
 
     def strategy(self, num_gpus: int):
         if num_gpus > len(self.gpus):
