@@ -37,8 +37,8 @@ def test_gpu_sharing_benchmark_runs():  # on a CPU here: 1 and 2 workers sharing
     assert "workers/GPU" in out and "trials/h" in out
 
 
-def test_gpu_sharing_claims_each_cell_once(tmp_path):
-    sys.path.insert(0, str(BENCH))
+def test_gpu_sharing_claims_each_cell_once(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
     from bench_gpu_sharing import claim, throughput
 
     counter = tmp_path / "counter"
