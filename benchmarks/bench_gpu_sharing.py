@@ -54,19 +54,15 @@ def throughput(records: list[dict]) -> tuple[float, float, float]:
 
 
 def _child(args) -> int:
+    from bench_gpu import tornadostudy_cell  # this script's folder is on sys.path
+
     from tornadostudy.spec import TrainerSpec
-    from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams
     from tornadostudy.train.keras_trainer import KerasTrainer
 
     cells = json.loads(args.cells)
     trainer = KerasTrainer(TrainerSpec(kind="keras", jit_compile=True), args.data)
     gpus = 1 if trainer.gpus else 0
-
-    def params(epochs, batch, mode):
-        return TrialParams(epochs=epochs, batch_size=batch, learning_rate=1e-3, data_multiplier=1, num_gpus=gpus,
-                           augmentation=mode)  # fmt: skip
-
-    trainer.train(params(1, cells[-1][1], "live"), TrialCallbacks(), TrialContext(0))
+    tornadostudy_cell(trainer, "live", 1, cells[-1][1], gpus)  # the warm-up, as bench_gpu.py's
     (args.folder / f"ready.{os.getpid()}").touch()
     while len(list(args.folder.glob("ready.*"))) < args.n:
         time.sleep(0.05)
@@ -74,9 +70,9 @@ def _child(args) -> int:
         while (index := claim(args.folder / "counter", len(cells))) is not None:
             epochs, batch, mode = cells[index]
             start = time.time()  # wall clock: compared across processes
-            result = trainer.train(params(epochs, batch, mode), TrialCallbacks(), TrialContext(index))
-            record = {"cell": index, "start": start, "end": time.time(), "wall_s": result.wall_time_s,
-                      "device": result.info["devices"][0], "pid": os.getpid()}  # fmt: skip
+            cell = tornadostudy_cell(trainer, mode, epochs, batch, gpus)
+            record = {"cell": index, "start": start, "end": time.time(), "wall_s": cell["wall_s"],
+                      "device": cell["device"], "pid": os.getpid()}  # fmt: skip
             log.write(json.dumps(record) + "\n")
             log.flush()
     return 0
