@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,16 @@ def write_patch_file(
             ds.createVariable(name, data[name].dtype, dims)[:] = data[name]
         ds.setncatts(GLOBAL_ATTRS)
     return path
+
+
+@pytest.fixture
+def eastern_time(monkeypatch):
+    """A local time zone far from UTC, so a UTC/local mix-up in stored datetimes shows as hours."""
+    monkeypatch.setenv("TZ", "America/Chicago")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture

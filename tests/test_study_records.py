@@ -4,7 +4,6 @@ SQLite here; the same checks on PostgreSQL, with concurrent creators, are in tes
 """
 
 import math
-import time
 
 import optuna
 import pytest
@@ -46,16 +45,6 @@ def book(tmp_path):
     return Book(f"sqlite:///{tmp_path}/study.db")
 
 
-@pytest.fixture
-def eastern_time(monkeypatch):
-    """A local time zone far from UTC, so a UTC/local mix-up in stored datetimes shows as hours."""
-    monkeypatch.setenv("TZ", "America/Chicago")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
 def check_record_matches_optuna(book: Book) -> None:
     cell, trial_id, number = book.start()
     template = optuna.trial.create_trial(
@@ -93,6 +82,10 @@ def test_the_record_is_what_optuna_itself_stores(book, eastern_time):
 
 
 def test_only_the_holder_of_the_cell_starts_records_and_completes_and_nothing_is_half_written(book):
+    check_only_the_holder_writes(book)
+
+
+def check_only_the_holder_writes(book: Book) -> None:
     cell, trial_id, number = book.start("w1")
     assert records.start_trial(book.cells, book.study_id, {"lr": 0.01, "epochs": 5}, DISTS, {}, {},
                                hold=("s", cell, "w2")) is None  # fmt: skip

@@ -104,6 +104,7 @@ class Worker:
         self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri), own_retries=True, background=True,
                                alive_every_s=heartbeat_s())  # fmt: skip
         self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
+        records.warm_up(self.handle.cells)
         self.tags = {
             "study": self.spec.name,
             "sampler": self.spec.sampler,
