@@ -106,6 +106,10 @@ def check_only_the_holder_writes(book: Book) -> None:
 
 
 def test_a_trial_closed_by_a_reaper_is_not_completed_and_its_cell_stays_as_it_was(book):
+    check_a_reapers_close_wins_over_a_late_completion(book)
+
+
+def check_a_reapers_close_wins_over_a_late_completion(book: Book) -> None:
     cell, trial_id, number = book.start("w1")
     assert records.fail_trial(book.cells, trial_id, {"fail_reason": "worker lost"})  # what a reaper does
     trial = book.storage.get_trial(trial_id)
@@ -118,6 +122,10 @@ def test_a_trial_closed_by_a_reaper_is_not_completed_and_its_cell_stays_as_it_wa
 
 
 def test_a_reaper_leaves_a_trial_its_worker_completed_meanwhile_as_it_is(book):
+    check_a_completion_wins_over_a_late_reaper(book)
+
+
+def check_a_completion_wins_over_a_late_reaper(book: Book) -> None:
     cell, trial_id, number = book.start("w1")
     assert records.complete_trial(book.cells, "s", cell, "w1", trial_id, number, [1.0, 2.0], {"metrics": {}})
     assert not records.fail_trial(book.cells, trial_id, {"fail_reason": "worker lost before its trial was recorded"})

@@ -6,7 +6,13 @@ from collections import Counter
 import pytest
 
 from tests.conftest import start_workers, wait_all, write_sim_spec
-from tests.test_study_records import Book, check_only_the_holder_writes, check_record_matches_optuna
+from tests.test_study_records import (
+    Book,
+    check_a_completion_wins_over_a_late_reaper,
+    check_a_reapers_close_wins_over_a_late_completion,
+    check_only_the_holder_writes,
+    check_record_matches_optuna,
+)
 from tornadostudy.spec import load_spec
 from tornadostudy.study.cells import CellTable
 from tornadostudy.study.create import create_study
@@ -43,9 +49,16 @@ def test_threads_claim_distinct_cells_with_skip_locked(postgres_url):
 
 
 def test_trial_records_match_optuna_and_concurrent_creators_get_distinct_numbers(postgres_factory, eastern_time):
-    # PostgreSQL has its own way of starting a trial (records._start_trial_postgres): the same checks.
-    check_record_matches_optuna(Book(resolve_storage_url(postgres_factory())))
-    check_only_the_holder_writes(Book(resolve_storage_url(postgres_factory())))
+    # PostgreSQL has its own way of starting and completing a trial (records._start_trial_postgres,
+    # _complete_trial_postgres): the same checks.
+    checks = (
+        check_record_matches_optuna,
+        check_only_the_holder_writes,
+        check_a_reapers_close_wins_over_a_late_completion,
+        check_a_completion_wins_over_a_late_reaper,
+    )
+    for check in checks:
+        check(Book(resolve_storage_url(postgres_factory())))
     book = Book(resolve_storage_url(postgres_factory()))
     made, lock = [], threading.Lock()
 
