@@ -10,8 +10,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 pytestmark = pytest.mark.slow
 
 
-def _run(name: str) -> str:
-    result = subprocess.run([sys.executable, str(BENCH / name), "--quick"], capture_output=True, text=True,
+def _run(name: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(BENCH / name), "--quick", *args], capture_output=True, text=True,
                             timeout=900)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     last = result.stdout.strip().splitlines()[-1]
@@ -46,6 +46,13 @@ def test_gpu_sharing_claims_each_cell_once(tmp_path, monkeypatch):
     assert [claim(counter, 3) for _ in range(5)] == [0, 1, 2, None, None]
     span, per_hour, trial_s = throughput([{"start": 0, "end": 2, "wall_s": 2}, {"start": 1, "end": 4, "wall_s": 3}])
     assert (span, per_hour, trial_s) == (4, 1800, 2.5)
+
+
+def test_records_benchmark_runs_on_sqlite():  # PostgreSQL, its default: tests/integration/test_bench_records.py
+    out = _run("bench_records.py", "--database", "sqlite")
+    lines = out.splitlines()
+    assert lines[0].startswith("database: sqlite")
+    assert [line.split()[0] for line in lines[2:4]] == ["optuna", "tornadostudy"]
 
 
 def test_data_benchmark_runs():
