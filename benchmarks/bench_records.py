@@ -1,18 +1,20 @@
 """Trial records: a worker's database work per trial, tornadostudy vs Optuna's own storage API.
 
 ``bench_orchestration.py`` measures the machinery with 64 workers on one small machine, where the wait for
-a CPU hides what each step costs. This one times the two database moments of every trial one at a time,
+a CPU hides what each step costs. This one times the three database moments of every trial one at a time,
 in one process per side, on the same grid point, attributes and results:
 
 - **start**: the RUNNING trial with its grid parameters, the labels tornadostudy puts on it (worker, attempt,
   cell) and GridSampler's own system attributes (grid_id, search_space). Optuna:
   ``storage.create_new_trial(study_id, template_trial=…)``. tornadostudy: ``records.start_trial`` with the
   cell held, which also puts the trial's number on its cell.
+- **record run**: the trial's MLflow run id, once the run is made (a worker's delivery thread does it while
+  the trial trains). Optuna: ``set_trial_user_attr``. tornadostudy: ``records.record_run``, on the cell too.
 - **complete**: the results (metrics, info) as user attributes, the objective value and COMPLETE. Optuna:
   ``set_trial_user_attr`` twice and ``set_trial_state_values``. tornadostudy: ``records.complete_trial``,
   which also completes the cell, only while the worker holds it.
 
-tornadostudy's side writes more (the cell; its claim, untimed here, comes before each start). Each side
+tornadostudy's side writes more (the cell in every step; its claim, untimed here, comes before each start). Each side
 runs in a fresh interpreter and opens its study as a worker does (``records.warm_up`` too, for
 tornadostudy, before its first claim), so the first trial pays SQLAlchemy's first-use compiles as a
 worker's first trial does. Reported per step: the first trial and the median of the later ones, wall / CPU
@@ -24,7 +26,7 @@ ms.
 
 Needs PostgreSQL for the default (``TORNADOSTUDY_TEST_POSTGRES``, default
 postgresql://postgres@127.0.0.1:5432/postgres). Prints ``ratio=`` (Optuna ÷ tornadostudy: the later trials'
-start + complete wall time)."""
+wall time, the three steps together)."""
 
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ RESULTS = {
     "info": {"epochs_run": 5, "per_replica_batch_size": 128, "backend": "jax"},
 }  # fmt: skip
 STUDY = "records"
+STEPS = ("start", "record run", "complete")
 
 
 def _timed(call):
@@ -59,14 +62,14 @@ def _timed(call):
 
 
 def _child(side: str, url: str, trials: int) -> dict:
-    """One side's trials in this (fresh) process: the timings of each trial's two steps."""
+    """One side's trials in this (fresh) process: the timings of each trial's three steps."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = {k: optuna.distributions.CategoricalDistribution(v) for k, v in GRID.items()}
     storage = optuna.storages.RDBStorage(url)
     study_id = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")._study_id
-    steps: dict[str, list] = {"start": [], "complete": []}
+    steps: dict[str, list] = {step: [] for step in STEPS}
     if side == "optuna":
         for i in range(trials):
             labels = {"worker": "w1", "attempt": 1, "cell": i}
@@ -76,6 +79,9 @@ def _child(side: str, url: str, trials: int) -> dict:
             )  # fmt: skip
             trial_id, took = _timed(lambda t=template: storage.create_new_trial(study_id, template_trial=t))
             steps["start"].append(took)
+            run_id = f"run-{i}"
+            steps["record run"].append(_timed(lambda t=trial_id, r=run_id: storage.set_trial_user_attr(
+                t, "mlflow_run_id", r))[1])  # fmt: skip
 
             def complete(trial_id=trial_id):
                 for key, value in RESULTS.items():
@@ -101,6 +107,8 @@ def _child(side: str, url: str, trials: int) -> dict:
             hold=(STUDY, c.cell, "w1")))  # fmt: skip
         steps["start"].append(took)
         trial_id, number = started
+        steps["record run"].append(_timed(lambda c=claim, t=trial_id, n=number: records.record_run(
+            cells, STUDY, c.cell, t, n, f"run-{c.cell}"))[1])  # fmt: skip
         done, took = _timed(lambda c=claim, t=trial_id, n=number: records.complete_trial(
             cells, STUDY, c.cell, "w1", t, n, [0.91], RESULTS))  # fmt: skip
         if not done:  # the worker holds its cell: a refusal would be a bug, not a timing
@@ -149,18 +157,21 @@ def main(argv=None) -> int:
         if made:
             _admin_sql(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in made))
     print(f"database: {args.database}; {trials} trials per side, each side in a fresh process; wall / CPU ms")
-    header = ("side", "start: first", "later", "complete: first", "later", "trial later")
-    widths = (14, 15, 13, 17, 13, 14)
-    print("".join(f"{h:>{w}}" if i else f"{h:{w}}" for i, (h, w) in enumerate(zip(header, widths, strict=True))))
+    header = ["side"] + [h for step in STEPS for h in (f"{step}: first", "later")] + ["trial later"]
+    widths = [14] + [max(len(h) + 2, 15) for h in header[1:]]
+
+    def line(cells) -> str:
+        return "".join(f"{c:>{w}}" if i else f"{c:{w}}" for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    print(line(header))
     later = {}
     for side, r in results.items():
-        start, complete = _median(r["start"][1:]), _median(r["complete"][1:])
-        later[side] = start[0] + complete[0]
-        cells = (side, _pair(r["start"][0]), _pair(start), _pair(r["complete"][0]),
-                 _pair(complete), _pair((later[side], start[1] + complete[1])))  # fmt: skip
-        print("".join(f"{c:>{w}}" if i else f"{c:{w}}" for i, (c, w) in enumerate(zip(cells, widths, strict=True))))
-    print("'later': the median of every trial but the first; tornadostudy also writes the cell in both steps")
-    print(f"ratio={later['optuna'] / max(later['tornadostudy'], 1e-9):.2f}")
+        medians = [_median(r[step][1:]) for step in STEPS]
+        later[side] = (sum(m[0] for m in medians), sum(m[1] for m in medians))
+        print(line([side, *(p for step, m in zip(STEPS, medians, strict=True) for p in (_pair(r[step][0]), _pair(m))),
+                    _pair(later[side])]))  # fmt: skip
+    print("'later': the median of every trial but the first; tornadostudy also writes the cell in every step")
+    print(f"ratio={later['optuna'][0] / max(later['tornadostudy'][0], 1e-9):.2f}")
     return 0
 
 

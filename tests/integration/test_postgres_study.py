@@ -9,6 +9,7 @@ from tests.conftest import start_workers, wait_all, write_sim_spec
 from tests.test_study_records import (
     Book,
     check_a_completion_wins_over_a_late_reaper,
+    check_a_late_run_goes_on_its_trial_only,
     check_a_reapers_close_wins_over_a_late_completion,
     check_only_the_holder_writes,
     check_record_matches_optuna,
@@ -49,13 +50,14 @@ def test_threads_claim_distinct_cells_with_skip_locked(postgres_url):
 
 
 def test_trial_records_match_optuna_and_concurrent_creators_get_distinct_numbers(postgres_factory, eastern_time):
-    # PostgreSQL has its own way of starting and completing a trial (records._start_trial_postgres,
-    # _complete_trial_postgres): the same checks.
+    # PostgreSQL has its own way of starting and completing a trial and of recording its run (plain SQL in
+    # records.py): the same checks.
     checks = (
         check_record_matches_optuna,
         check_only_the_holder_writes,
         check_a_reapers_close_wins_over_a_late_completion,
         check_a_completion_wins_over_a_late_reaper,
+        check_a_late_run_goes_on_its_trial_only,
     )
     for check in checks:
         check(Book(resolve_storage_url(postgres_factory())))
