@@ -18,9 +18,9 @@ The rows are Optuna's own ORM models, so what is stored is what Optuna itself wo
 local datetimes, value types); ``tests/test_study_records.py`` checks that against Optuna's own writes. On
 PostgreSQL the start, the completion and the run's id are written in plain SQL instead
 (``_start_trial_postgres``, ``_complete_trial_postgres``, ``record_run``), one statement each rather than the
-ORM's ~4-7 round trips, with nothing to compile:
-creations queue on Optuna's study lock, and a worker's first trial ran while 63 others started on the same
-CPUs. The integration tests make the same checks against Optuna's writes there.
+ORM's ~4-7 round trips, with nothing to compile: creations queue on Optuna's study lock, and a worker's first
+trial ran while 63 others started on the same CPUs. The integration tests make the same checks against
+Optuna's writes there.
 Failures and interruptions are rare and keep going through Optuna's API (``worker._fail``/``_abandon``),
 except a reaper's: ``fail_trial`` closes a trial with its reason only if it is still RUNNING, in one
 transaction, so a trial its worker completes meanwhile is neither failed nor marked with a reason.
@@ -115,6 +115,8 @@ def start_trial(
 
 # CellTable.held's condition in plain SQL: the cell runs, and is this worker's.
 _HELD = "study = :cell_study AND cell = :cell AND state = 'running' AND worker = :worker"
+# A user attribute written again (a key set earlier, or a retried write) replaces its value, as Optuna's does.
+_REPLACE_ATTR = "ON CONFLICT (trial_id, key) DO UPDATE SET value_json = EXCLUDED.value_json"
 
 
 def _start_trial_postgres(cells, study_id, params, distributions, user_attrs, system_attrs, hold):
@@ -240,8 +242,7 @@ def record_run(cells: CellTable, study: str, cell: int, trial_id: int, number: i
         statement = cells.sa.text(
             f"WITH cell_row AS (UPDATE {cells.table.name} SET run_id = :run_id WHERE study = :cell_study "
             "AND cell = :cell AND trial_number = :number RETURNING cell) INSERT INTO trial_user_attributes "
-            "(trial_id, key, value_json) VALUES (:trial_id, :key, :value) "
-            "ON CONFLICT (trial_id, key) DO UPDATE SET value_json = EXCLUDED.value_json"
+            f"(trial_id, key, value_json) VALUES (:trial_id, :key, :value) {_REPLACE_ATTR}"
         )
         binds = {"run_id": run_id, "cell_study": study, "cell": cell, "number": number, "trial_id": trial_id,
                  "key": "mlflow_run_id", "value": json.dumps(run_id)}  # fmt: skip
@@ -300,9 +301,8 @@ def _complete_trial_postgres(cells, study, cell, worker, trial_id, number, value
         "WHERE trial_id = :trial_id AND state = :running AND EXISTS (SELECT 1 FROM cell_row) RETURNING trial_id)",
     ]
     attrs = [(key, json.dumps(value)) for key, value in user_attrs.items()]
-    replace = " ON CONFLICT (trial_id, key) DO UPDATE SET value_json = EXCLUDED.value_json"  # a key set earlier
     parts += _insert_rows("trial_user_attributes", "key, value_json", attrs, "u", binds, source="trial_row",
-                          suffix=replace)  # fmt: skip
+                          suffix=f" {_REPLACE_ATTR}")  # fmt: skip
     stored = map(models.TrialValueModel.value_to_stored_repr, values)  # an infinity is NULL and its sign
     rows = [(objective, value, kind.name) for objective, (value, kind) in enumerate(stored)]
     value_type = models.TrialValueModel.__table__.c.value_type.type.name  # Optuna's enum type
