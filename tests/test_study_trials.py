@@ -52,3 +52,25 @@ def test_a_trial_without_a_recorded_run_id_gets_its_run_by_its_key(study_env):
         record["run_id"] = None
     assert fill_run_ids(handle, records, Tracker(env["MLFLOW_TRACKING_URI"])) == 2
     assert {r["trial"]: r["run_id"] for r in records} == recorded and None not in recorded.values()
+
+
+def test_running_trials_are_optunas_running_trials(study_env):
+    """What a reaper reads in one query (no Optuna storage): ids, numbers, start times and user attributes."""
+    import optuna
+
+    from tornadostudy.study.trials import running_trials
+
+    folder, env = study_env
+    assert run_cli("create", str(write_sim_spec(folder, search="batch_size = [128, 256]")), env=env).returncode == 0
+    assert run_cli("worker", "sim", "--max-trials", "1", env=env).returncode == 0  # one COMPLETE: not listed
+    handle = StudyHandle.open("sim", env["TORNADOSTUDY_STORAGE"])
+    labelled, bare = handle.study.ask(), handle.study.ask()
+    for key, value in {"cell": 1, "worker": "w", "mlflow_run_id": "r"}.items():
+        labelled.set_user_attr(key, value)
+    reference = handle.storage.get_all_trials(handle.study_id, states=(optuna.trial.TrialState.RUNNING,))
+    ours = running_trials(handle)
+    assert sorted(ours) == [labelled.number, bare.number] == sorted(t.number for t in reference)
+    for trial in reference:
+        mine = ours[trial.number]
+        assert (mine.trial_id, mine.datetime_start, mine.user_attrs) == (
+            trial._trial_id, trial.datetime_start, trial.user_attrs)  # fmt: skip

@@ -182,6 +182,11 @@ def test_a_worker_opens_its_study_on_one_connection_and_waits_out_a_full_server(
     monkeypatch.setenv("TORNADOSTUDY_DB_RETRY_S", "20")
     handle = StudyHandle.open(spec.name, url, wait=True)
     assert handle.cells.claim(spec.name, 0, "w1") is not None
+    # Optuna's storage, opened on first use (TPE workers, status), takes the one connection over: the cell
+    # table's is closed first and the cell table moves to Optuna's engine.
+    assert [s.study_name for s in handle.storage.get_all_studies()] == [spec.name]
+    assert handle.cells.engine is handle.storage.engine
+    assert handle.cells.claim(spec.name, 0, "w2") is not None
     handle.cells.engine.dispose()
 
     occupier = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))

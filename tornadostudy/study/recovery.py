@@ -16,6 +16,7 @@ import threading
 
 from tornadostudy.study.handle import StudyHandle
 from tornadostudy.study.records import fail_trial
+from tornadostudy.study.trials import running_trials
 
 __all__ = ["Heartbeat", "heartbeat_s", "reap_every_s", "reap_lost_workers", "stale_after_s"]
 
@@ -68,14 +69,11 @@ class Heartbeat:
 def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None = None) -> int:
     """Reap stale cells and close their trials and runs, and trials whose worker was lost before it
     recorded them on their cell. Returns the number of cells reaped."""
-    import optuna
-
     stale_s = stale_after_s() if stale_s is None else stale_s
     rows = handle.cells.reap_stale(handle.name, stale_s, handle.spec.max_attempts)
     # Straight from the database, filtered there: the study's cached reader would load every trial of the
     # study on a worker's first look (thousands, on every one of an array's workers as they start).
-    running = handle.storage.get_all_trials(handle.study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    running = {t.number: t for t in running}
+    running = running_trials(handle)
     for row in rows:
         reason = f"worker lost: no heartbeat for {stale_s:.0f}s"
         log.warning("cell %s: %s; cell is %s again", row["cell"], reason, row["state"])
@@ -83,7 +81,7 @@ def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None =
         # only a RUNNING trial is closed here; the orphan sweep below finds the unrecorded one.
         trial = running.get(row["trial_number"])
         # Not RUNNING any more: its worker reported just now; it will find its cell gone and discard the result.
-        if trial is not None and fail_trial(handle.cells, trial._trial_id, {"fail_reason": reason}):
+        if trial is not None and fail_trial(handle.cells, trial.trial_id, {"fail_reason": reason}):
             _close_runs(handle, tracker, trial, reason)
     if not running:
         return len(rows)
@@ -130,7 +128,7 @@ def _fail_orphaned_trials(
         # The trial list was read before the cells: a trial completed in between looks orphaned here, and
         # fail_trial leaves it as it is (it is not RUNNING any more).
         reason = "worker lost before its trial was recorded"
-        if fail_trial(handle.cells, trial._trial_id, {"fail_reason": reason}):
+        if fail_trial(handle.cells, trial.trial_id, {"fail_reason": reason}):
             log.warning("trial %d: %s; closed it", number, reason)
             _close_runs(handle, tracker, trial, reason)
 

@@ -123,7 +123,7 @@ class Worker:
         (trial_id, number, params), or None when the cell was handed on meanwhile (presumed lost)."""
         import optuna
 
-        study, cells = self.handle.study, self.handle.cells
+        cells = self.handle.cells
         # "worker" before "cell": a trial that names its cell always names its owner (the reaper relies on it).
         attrs = {"worker": self.id, "attempt": claim.attempt, "cell": claim.cell}
         if self.spec.sampler == "grid":
@@ -141,6 +141,7 @@ class Worker:
                 return None
             self.handle.remember_trial(started[1], started[0])
             return *started, params
+        study = self.handle.study  # TPE and random: Optuna's sampler decides, through Optuna's storage
         study.sampler = make_sampler(self.spec, slot=claim.cell * 1000 + claim.attempt)
         trial = retrying(study.ask, what="ask for a trial")
         self.handle.remember_trial(trial.number, trial._trial_id)
@@ -223,16 +224,9 @@ class Worker:
 
     def _discard(self, number: int, run: str | None, summary: WorkerSummary) -> None:
         """This worker was presumed lost and its cell handed on: its result must not count."""
-        import optuna
-
         reason = "cell was reassigned: this worker was presumed lost (no heartbeat)"
         log.warning("trial %d: %s; discarding its result", number, reason)
-        try:
-            retrying(lambda: self.handle.storage.set_trial_user_attr(self.handle.trial_id(number), "fail_reason",
-                                                                     reason), what="record the discard")  # fmt: skip
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # the reaper already recorded why
-        self._close_failed(number)
+        self._close_failed(number, {"fail_reason": reason})  # unless the reaper already closed it, with its reason
         if run is not None:
             self.tracker.set_tags(run, {"fail_reason": reason})
             self.tracker.end_run(run, "KILLED")
@@ -264,8 +258,7 @@ class Worker:
         )
         log.warning("trial %d abandoned (%s); giving cell %d back", number, reason, claim.cell)
         steps = (
-            lambda: self.handle.storage.set_trial_user_attr(self.handle.trial_id(number), "fail_reason", reason),
-            lambda: self._close_failed(number),
+            lambda: self._close_failed(number, {"fail_reason": reason}),
             # A stopped attempt (preemption, scancel) is not the cell's fault and does not count.
             lambda: (
                 self.handle.cells.release(self.spec.name, claim.cell, self.id, reason)
@@ -284,11 +277,7 @@ class Worker:
     def _fail(self, number: int, claim, run: str, exc: TrainingError, summary: WorkerSummary) -> None:
         reason = str(exc)
         log.warning("trial %d failed (%s): %s", number, exc.kind, reason)
-        trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
-        for key, value in (("fail_reason", reason), ("fail_kind", exc.kind)):
-            retrying(lambda k=key, v=value: self.handle.storage.set_trial_user_attr(trial_id, k, v),
-                     what="record the failure")  # fmt: skip
-        self._close_failed(number)
+        self._close_failed(number, {"fail_reason": reason, "fail_kind": exc.kind})
         state = self.handle.cells.fail(self.spec.name, claim.cell, self.id, f"{exc.kind}: {reason}",
                                        exc.retryable, self.spec.max_attempts)  # fmt: skip
         try:
@@ -298,16 +287,12 @@ class Worker:
             log.warning("could not close MLflow run %s: %s", run, tracking_exc)
         summary.failed.append(number)
 
-    def _close_failed(self, number: int) -> None:
-        """Mark the trial FAIL, straight in the storage for every sampler (GridSampler.after_trial, run by
-        ``tell``, scans the whole study and calls study.stop(), which only works inside study.optimize())."""
-        import optuna
-
+    def _close_failed(self, number: int, attrs: dict[str, str]) -> None:
+        """Mark the trial FAIL with ``attrs`` (why), in one transaction, for every sampler (GridSampler's
+        ``after_trial``, run by ``tell``, scans the whole study and calls study.stop(), which only works inside
+        study.optimize()). Not over a trial already closed: a reaper's reason stays."""
         trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
-        try:
-            retrying(lambda: self.handle.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL),
-                     what="report the trial")  # fmt: skip
-        except optuna.exceptions.UpdateFinishedTrialError:
+        if not retrying(lambda: records.fail_trial(self.handle.cells, trial_id, attrs), what="report the trial"):
             # A reaper got there first (this worker was presumed lost): the trial is already closed.
             log.warning("trial %d was already closed by another process", number)
 
