@@ -50,6 +50,9 @@ class SimulatedTrainer:
     def __init__(self, trainer_spec, data_folder) -> None:
         self.spec = trainer_spec
         self.n_train = int(PreparedData.open(data_folder).manifest["counts"]["train"])
+        # NumPy loads its random module on first use (~10 ms of CPU): here, not inside the first trial, which
+        # on a busy machine runs while other workers start and waits for a CPU at every step.
+        _rng("warm-up")
 
     def _sleep(self, seconds: float, callbacks: TrialCallbacks) -> bool:
         """Sleep ``seconds``; False (early) when a stop is requested."""
