@@ -181,6 +181,7 @@ def check_optuna_schema(engine, url: str) -> None:
         current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     head = _optuna_head_revision()
     if head is None:  # an Optuna whose scripts this does not read: ask Alembic, as Optuna does
+        engine.dispose()  # one connection at a time: Optuna's storage opens its own
         storage = optuna_storage(url, tables_exist=True)
         storage.engine.dispose()
         return
