@@ -77,8 +77,8 @@ class StudyHandle:
         rows = retrying(load, what=f"load study {name}") if wait else load()
         if not rows:
             with engine.connect() as conn:
-                names = conn.execute(sa.text("SELECT study_name FROM studies ORDER BY study_id LIMIT 10")).scalars()
-                names = list(names)
+                query = sa.text("SELECT study_name FROM studies ORDER BY study_id LIMIT 10")
+                names = conn.execute(query).scalars().all()
             hint = f"studies there: {', '.join(names)}" if names else "it holds no studies"
             raise UserInputError(
                 f"study {name!r} does not exist in {mask_url(url)} ({hint}): create it with 'tornadostudy create SPEC'"
@@ -97,7 +97,7 @@ class StudyHandle:
         """Optuna's storage of the study, opened on first use (retrying a database outage)."""
         if self._storage is None:
             if not self.cells.postgres:
-                self._storage = optuna_storage(self.url, tables_exist=True, wait=self.wait)
+                self._storage = optuna_storage(self.url, tables_exist=True, wait=self.wait, schema_checked=True)
                 return self._storage
             # One engine (one pooled connection) per process for Optuna and the cell table alike, so an array
             # of workers stays under max_connections: the cell table's idle connection is closed before
@@ -105,7 +105,7 @@ class StudyHandle:
             # another thread meanwhile finishes its statement first (dispose leaves it alone).
             lean = self.cells.engine
             lean.dispose()
-            self._storage = optuna_storage(self.url, tables_exist=True, wait=self.wait)
+            self._storage = optuna_storage(self.url, tables_exist=True, wait=self.wait, schema_checked=True)
             self.cells.engine = self._storage.engine
             lean.dispose()
         return self._storage

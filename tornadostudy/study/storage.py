@@ -104,19 +104,20 @@ def make_engine(url: str, must_exist: bool = False, wait: bool = False):
     return engine
 
 
-def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False):
+def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False, schema_checked: bool = False):
     """Optuna's storage on ``url``, opened on one connection at a time where its tables exist.
 
     ``tables_exist``: skip Optuna's create-all (a dozen catalogue queries; concurrent first uses race) and do
     its schema check here: Optuna's own holds a session while it opens a second connection, so 64 workers
     starting at once would need 128. ``wait``: retry what a busy or restarting server refuses ("too many
-    clients" while an array of workers starts) as any database outage, instead of failing the worker."""
+    clients" while an array of workers starts) as any database outage, instead of failing the worker.
+    ``schema_checked``: this process already ran :func:`check_optuna_schema` on the database."""
     import optuna
 
     def open_storage():
         storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=tables_exist,
                                              skip_compatibility_check=tables_exist)  # fmt: skip
-        if tables_exist:
+        if tables_exist and not schema_checked:
             try:
                 current, head = storage.get_current_version(), storage.get_head_version()
                 if current != head:
@@ -177,14 +178,14 @@ def check_optuna_schema(engine, url: str) -> None:
     One query, and no Alembic unless Optuna's migration scripts cannot be read."""
     import sqlalchemy as sa
 
-    with engine.connect() as conn:
-        current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     head = _optuna_head_revision()
     if head is None:  # an Optuna whose scripts this does not read: ask Alembic, as Optuna does
         engine.dispose()  # one connection at a time: Optuna's storage opens its own
         storage = optuna_storage(url, tables_exist=True)
         storage.engine.dispose()
         return
+    with engine.connect() as conn:
+        current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     if current != head:
         raise _schema_mismatch(url, current, head)
 
