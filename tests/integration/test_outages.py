@@ -28,7 +28,9 @@ def _curves_are_whole(tracker, runs, epochs):
 def test_tracking_server_outage_spools_and_replays_every_epoch(mlflow_control, postgres_url, study_env):
     folder, env = study_env
     env = {**env, "TORNADOSTUDY_STORAGE": postgres_url, "MLFLOW_TRACKING_URI": mlflow_control.url}
-    spec = load_spec(write_sim_spec(folder, search="epochs = [150]\nbatch_size = [64, 128, 256, 512]", time_scale=2.0))
+    # ~40 s of training per worker: the server is away (from ~12 s to ~45 s) for most of it, and a worker that
+    # finishes before the server is back waits at exit to deliver the rest.
+    spec = load_spec(write_sim_spec(folder, search="epochs = [150]\nbatch_size = [64, 128, 256, 512]", time_scale=1.0))
     create_study(spec, resolve_storage_url(postgres_url), mlflow_control.url)
     workers = start_workers(spec.name, 2, env)
     time.sleep(8)
