@@ -63,8 +63,9 @@ def test_postgresql_restart_mid_study_loses_no_trial(postgres_url, study_env):
         pytest.skip("pg_ctlcluster not available: cannot restart PostgreSQL here")
     folder, env = study_env
     env = {**env, "TORNADOSTUDY_STORAGE": postgres_url}
+    # ~20 s of trials per worker: the restart, 10 s in, comes while every worker is in the middle of its cells.
     spec = load_spec(write_sim_spec(folder, search="epochs = [100]\nbatch_size = [32, 64, 128, 256, 512, 1024]",
-                                    time_scale=1.0))  # fmt: skip
+                                    time_scale=0.6))  # fmt: skip
     create_study(spec, resolve_storage_url(postgres_url), env["MLFLOW_TRACKING_URI"])
     workers = start_workers(spec.name, 3, env)
     time.sleep(10)
