@@ -1,6 +1,7 @@
 """Exactly-once claiming on a real PostgreSQL server, with many concurrent worker processes."""
 
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -47,6 +48,47 @@ def test_threads_claim_distinct_cells_with_skip_locked(postgres_url):
     for t in threads:
         t.join()
     assert sorted(taken) == list(range(200))
+
+
+def test_a_pooled_connection_is_pinged_after_idling_and_a_dropped_one_is_replaced(postgres_url, monkeypatch):
+    import psycopg2
+    import sqlalchemy as sa
+
+    from tornadostudy.study import storage
+
+    url = resolve_storage_url(postgres_url)
+    engine = make_engine(url)
+    pings = []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda conn: pings.append(1) or ping(conn))
+
+    def backend() -> int:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+
+    def drop(pid: int) -> None:  # what a server restart does to an idle connection
+        admin = psycopg2.connect(postgres_url)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+        admin.close()
+
+    first = backend()
+    assert (backend(), pings) == (first, []), "a connection used within the last second goes out as it is"
+    monkeypatch.setattr(storage, "_FRESH_S", 0.2)
+    time.sleep(0.3)
+    assert (backend(), len(pings)) == (first, 1), "one idle for longer is pinged"
+    time.sleep(0.3)
+    drop(first)
+    second = backend()  # the ping finds the connection dropped: the pool connects anew, nothing fails
+    assert second != first and len(pings) == 2, "the new connection itself is not pinged"
+
+    monkeypatch.setattr(storage, "_FRESH_S", 60.0)  # dropped within the window: the statement meets it ...
+    drop(second)
+    with pytest.raises(sa.exc.OperationalError):
+        backend()
+    third = storage.retrying(backend, what="read the backend", first_delay=0.01)  # ... and a retry runs again
+    assert third not in (first, second)
 
 
 def test_trial_records_match_optuna_and_concurrent_creators_get_distinct_numbers(postgres_factory, eastern_time):

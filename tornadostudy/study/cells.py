@@ -71,6 +71,27 @@ class CellTable:
     def create_schema(self) -> None:
         self.metadata.create_all(self.engine, checkfirst=True)
 
+    def execute_alone(self, statement, binds: dict[str, Any] | None = None, consume=lambda result: result.all()):
+        """Run ``statement`` as a transaction of its own and return ``consume(result)``.
+
+        On PostgreSQL in one round trip: psycopg2 otherwise sends BEGIN and COMMIT as round trips of their own,
+        and a lock the statement takes stays held until the COMMIT arrives, while the client (on a busy node,
+        one of 64 processes waiting for a CPU) reads the answer. In autocommit the server runs one message as
+        one transaction (several ``;``-separated statements included: all or nothing, each with a snapshot
+        taken when it starts) and commits it before it answers. So whatever is to be refused must make the
+        statements write nothing, rather than be rolled back afterwards. On SQLite: a transaction."""
+        with self.engine.connect() as conn:
+            if not self.postgres:
+                with conn.begin():
+                    return consume(conn.execute(statement, binds or {}))
+            raw = conn.connection.dbapi_connection
+            raw.autocommit = True  # client-side only: psycopg2 sends nothing for it
+            try:
+                return consume(conn.execute(statement, binds or {}))
+            finally:
+                if not raw.closed:
+                    raw.autocommit = False  # the pool's other users expect transactions
+
     # --- writing -----------------------------------------------------------------------------------
     def insert(self, study: str, cells: list[tuple[int, dict[str, Any] | None, int | None, float]]) -> None:
         rows = [
@@ -100,9 +121,8 @@ class CellTable:
         )
 
         def attempt():
-            with self.engine.begin() as conn:
-                row = conn.execute(sql, {"study": study, "gpus": num_gpus, "worker": worker, "now": time.time()})
-                return row.first()
+            binds = {"study": study, "gpus": num_gpus, "worker": worker, "now": time.time()}
+            return self.execute_alone(sql, binds, consume=lambda result: result.first())
 
         for _ in range(100):
             row = retrying(attempt, what="claim a cell")
@@ -127,8 +147,7 @@ class CellTable:
         statement = self.held(study, cell, worker).values(**values)
 
         def attempt():
-            with self.engine.begin() as conn:
-                return conn.execute(statement).rowcount
+            return self.execute_alone(statement, consume=lambda result: result.rowcount)
 
         return retrying(attempt, what=what) == 1
 

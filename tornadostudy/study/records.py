@@ -17,10 +17,11 @@ three moments, each one transaction on the study database together with its cell
 The rows are Optuna's own ORM models, so what is stored is what Optuna itself would store (naive UTC or
 local datetimes, value types); ``tests/test_study_records.py`` checks that against Optuna's own writes. On
 PostgreSQL the start, the completion and the run's id are written in plain SQL instead
-(``_start_trial_postgres``, ``_complete_trial_postgres``, ``record_run``), one statement each rather than the
-ORM's ~4-7 round trips, with nothing to compile: creations queue on Optuna's study lock, and a worker's first
-trial ran while 63 others started on the same CPUs. The integration tests make the same checks against
-Optuna's writes there.
+(``_start_trial_postgres``, ``_complete_trial_postgres``, ``record_run``), one round trip each rather than the
+ORM's ~4-7, committed by the server (``CellTable.execute_alone``), with nothing to compile: creations queue on
+Optuna's study lock, and a worker's first trial ran while 63 others started on the same CPUs. So a write that
+must not happen (the cell is no longer the worker's) is made to write nothing, not rolled back afterwards. The
+integration tests make the same checks against Optuna's writes there.
 Failures and interruptions are rare and keep going through Optuna's API (``worker._fail``/``_abandon``),
 except a reaper's: ``fail_trial`` closes a trial with its reason only if it is still RUNNING, in one
 transaction, so a trial its worker completes meanwhile is neither failed nor marked with a reason.
@@ -120,24 +121,35 @@ _REPLACE_ATTR = "ON CONFLICT (trial_id, key) DO UPDATE SET value_json = EXCLUDED
 
 
 def _start_trial_postgres(cells, study_id, params, distributions, user_attrs, system_attrs, hold):
-    """The same rows as ``_start_trial_sqlite`` writes, holding Optuna's study lock for two round trips, not ~7.
+    """The same rows as ``_start_trial_sqlite`` writes, in one round trip that takes and gives back Optuna's
+    study lock.
 
-    Creations in a study queue on that lock (trials are numbered by counting), and the ORM writes a trial
-    in ~7 round trips while it holds it: 64 workers starting together waited 0.75-2 s for their first
-    trial on 2 cores. Here, after the lock, one statement inserts the trial, numbered by the count of the
-    study's trials (all committed: every creator takes the lock first, as Optuna's own does), its
-    parameters and attributes, and puts its number on the cell if the worker still holds it; if not, the
-    transaction is rolled back. Plain SQL: nothing to compile, which on a busy machine's first trial took
-    seconds (the names are Optuna's schema)."""
+    Creations in a study queue on that lock (trials are numbered by counting): the ORM wrote a trial in ~7
+    round trips while it held it, and 64 workers starting together waited 0.75-2 s for their first trial on
+    2 cores. Here three statements go as one message, committed by the server before it answers
+    (``CellTable.execute_alone``), so the lock is held for the server's work only, not while the client
+    wakes up to send COMMIT. The first takes the study's lock, as Optuna's own creations do; the second the
+    cell's row, if the worker still holds the cell; the third, whose snapshot is taken after both, inserts
+    the trial numbered by the count of the study's trials (all committed: every creator takes the lock
+    first), its parameters and attributes, and puts its number on the cell — all only if the cell is the
+    worker's, which nobody can change while its row is locked. Otherwise nothing is written and no row
+    comes back. Plain SQL: nothing to compile, which on a busy machine's first trial took seconds (the
+    names are Optuna's schema)."""
     from optuna.distributions import distribution_to_json
     from optuna.trial import TrialState
 
     models = _models()
     values: dict[str, Any] = {"study_id": study_id, "state": TrialState.RUNNING.name,
                               "start": _stored_datetime(models, "datetime_start", dt.datetime.now())}  # fmt: skip
+    statements = ["SELECT study_id FROM studies WHERE study_id = :study_id FOR UPDATE"]
+    held = ""
+    if hold is not None:
+        values.update(cell_study=hold[0], cell=hold[1], worker=hold[2])
+        statements.append(f"SELECT cell FROM {cells.table.name} WHERE {_HELD} FOR UPDATE")
+        held = f"WHERE EXISTS (SELECT 1 FROM {cells.table.name} WHERE {_HELD})"
     parts = [
-        "new_trial AS (INSERT INTO trials (number, study_id, state, datetime_start) VALUES "
-        "((SELECT count(*) FROM trials WHERE study_id = :study_id), :study_id, :state, :start) "
+        "new_trial AS (INSERT INTO trials (number, study_id, state, datetime_start) "
+        f"SELECT (SELECT count(*) FROM trials WHERE study_id = :study_id), :study_id, :state, :start {held} "
         "RETURNING trial_id, number)"
     ]
     rows = [(name, float(distributions[name].to_internal_repr(value)), distribution_to_json(distributions[name]))
@@ -147,22 +159,13 @@ def _start_trial_postgres(cells, study_id, params, distributions, user_attrs, sy
     for table, attrs, tag in (("trial_user_attributes", user_attrs, "u"),
                               ("trial_system_attributes", system_attrs, "s")):  # fmt: skip
         parts += _insert_rows(table, "key, value_json", [(k, json.dumps(v)) for k, v in attrs.items()], tag, values)
-    held = "1"
     if hold is not None:
-        values.update(cell_study=hold[0], cell=hold[1], worker=hold[2])
         parts.append(f"cell_row AS (UPDATE {cells.table.name} SET trial_number = new_trial.number, run_id = NULL "
                      f"FROM new_trial WHERE {_HELD} RETURNING cell)")  # fmt: skip
-        held = "(SELECT count(*) FROM cell_row)"
-    # Two statements, one round trip: no Python runs between taking the lock and writing. In READ COMMITTED
-    # the second statement's snapshot is taken after the first has the lock, so the count sees every trial.
-    start = cells.sa.text(
-        "SELECT study_id FROM studies WHERE study_id = :study_id FOR UPDATE; "
-        f"WITH {', '.join(parts)} SELECT trial_id, number, {held} AS held FROM new_trial"
-    )
-    with cells.engine.begin() as conn:
-        row = conn.execute(start, values).one()
-        if row.held != 1:
-            raise _Refused  # rolls the trial back: nothing is written
+    statements.append(f"WITH {', '.join(parts)} SELECT trial_id, number FROM new_trial")
+    row = cells.execute_alone(cells.sa.text("; ".join(statements)), values, consume=lambda result: result.first())
+    if row is None:
+        raise _Refused  # the cell is no longer this worker's: nothing was written
     return row.trial_id, row.number
 
 
@@ -246,8 +249,7 @@ def record_run(cells: CellTable, study: str, cell: int, trial_id: int, number: i
         )
         binds = {"run_id": run_id, "cell_study": study, "cell": cell, "number": number, "trial_id": trial_id,
                  "key": "mlflow_run_id", "value": json.dumps(run_id)}  # fmt: skip
-        with cells.engine.begin() as conn:
-            conn.execute(statement, binds)
+        cells.execute_alone(statement, binds, consume=lambda result: None)
         return
     models = _models()
     t = cells.table
@@ -281,11 +283,13 @@ def complete_trial(
 
 
 def _complete_trial_postgres(cells, study, cell, worker, trial_id, number, values, user_attrs):
-    """The rows ``_complete_trial_sqlite`` writes, in one statement (one round trip and nothing to compile; the
-    ORM made ~7 and compiled its flush on a worker's first trial, which took seconds on a busy machine).
-    The trial is completed only if the cell was this worker's (the cell's update comes first: the trial's
-    waits on it), and only while it is RUNNING: a reaper's ``fail_trial`` holding the trial's row makes it
-    wait, and the state is checked again after that wait (READ COMMITTED). Anything less rolls back."""
+    """The rows ``_complete_trial_sqlite`` writes, in one round trip (the ORM made ~7 and compiled its flush on
+    a worker's first trial, which took seconds on a busy machine), committed by the server
+    (``CellTable.execute_alone``). The first statement locks the cell's row while this worker holds it, the
+    second the trial's (the order the SQLite path writes them in); the third, whose snapshot is taken after
+    both, completes both only if the cell is the worker's and the trial RUNNING, which nobody can change
+    while the rows are locked: a reaper's ``fail_trial`` holding the trial's row makes it wait. Anything
+    less writes nothing."""
     from optuna.trial import TrialState
 
     models = _models()
@@ -294,9 +298,10 @@ def _complete_trial_postgres(cells, study, cell, worker, trial_id, number, value
                              "trial_id": trial_id, "running": TrialState.RUNNING.name,
                              "complete": TrialState.COMPLETE.name}  # fmt: skip
     binds["completed_at"] = _stored_datetime(models, "datetime_complete", dt.datetime.now())
+    running = "EXISTS (SELECT 1 FROM trials WHERE trial_id = :trial_id AND state = :running)"
     parts = [
         f"cell_row AS (UPDATE {cells.table.name} SET state = 'complete', trial_number = :number, "
-        f"finished_at = :now, heartbeat_at = :now WHERE {_HELD} RETURNING cell)",
+        f"finished_at = :now, heartbeat_at = :now WHERE {_HELD} AND {running} RETURNING cell)",
         "trial_row AS (UPDATE trials SET state = :complete, datetime_complete = :completed_at "
         "WHERE trial_id = :trial_id AND state = :running AND EXISTS (SELECT 1 FROM cell_row) RETURNING trial_id)",
     ]
@@ -309,10 +314,13 @@ def _complete_trial_postgres(cells, study, cell, worker, trial_id, number, value
     parts += _insert_rows("trial_values", "objective, value, value_type", rows, "v", binds,
                           casts=("CAST({} AS INTEGER)", "CAST({} AS DOUBLE PRECISION)", f"CAST({{}} AS {value_type})"),
                           source="trial_row")  # fmt: skip
-    statement = cells.sa.text(f"WITH {', '.join(parts)} SELECT (SELECT count(*) FROM trial_row) AS completed")
-    with cells.engine.begin() as conn:
-        if conn.execute(statement, binds).scalar_one() != 1:
-            raise _Refused  # rolls the cell's completion back with everything else
+    statement = cells.sa.text(
+        f"SELECT cell FROM {cells.table.name} WHERE {_HELD} FOR UPDATE; "
+        "SELECT trial_id FROM trials WHERE trial_id = :trial_id FOR UPDATE; "
+        f"WITH {', '.join(parts)} SELECT (SELECT count(*) FROM trial_row) AS completed"
+    )
+    if cells.execute_alone(statement, binds, consume=lambda result: result.scalar_one()) != 1:
+        raise _Refused  # nothing was written
 
 
 def _complete_trial_sqlite(cells, study, cell, worker, trial_id, number, values, user_attrs):

@@ -57,11 +57,44 @@ def _engine_kwargs(url: str) -> dict:
         # A connection per operation, closed at once: for servers whose connection limit is tight.
         return {"poolclass": NullPool, "connect_args": {"connect_timeout": 10}}
     # One connection kept per worker process (Optuna and the cell table share the engine): a new
-    # PostgreSQL connection costs a server process fork and ~5 ms, and a trial makes a dozen round
-    # trips. Overflow covers the heartbeat thread. pre_ping + recycle replace a connection a
-    # restarted server dropped before it is used, so outages are survived as with no pool.
-    return {"pool_size": size, "max_overflow": 2, "pool_pre_ping": True, "pool_recycle": 300,
-            "connect_args": {"connect_timeout": 10}}  # fmt: skip
+    # PostgreSQL connection costs a server process fork and ~5 ms, and a trial makes a handful of round
+    # trips. Overflow covers the heartbeat and delivery threads. _ping_when_idle + recycle replace a
+    # connection a restarted server dropped before it is used, so outages are survived as with no pool.
+    return {"pool_size": size, "max_overflow": 2, "pool_recycle": 300, "connect_args": {"connect_timeout": 10}}
+
+
+# A pooled connection checked in less than this many seconds ago goes out without a ping.
+_FRESH_S = 1.0
+
+
+def _ping_when_idle(engine) -> None:
+    """Ping a pooled PostgreSQL connection before use only if it has been idle for a second or more.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout: with a trial's claim, start and completion one
+    round trip each, its pings were almost half of a worker's round trips. A worker uses its connection in
+    bursts (claim then start; completion then the next claim) with long idle stretches between (training):
+    the first use after a stretch is checked, the rest of a burst is not. Should the server go away within
+    that second, the statement fails as a disconnect, SQLAlchemy drops the pool's connections, and the
+    operation's :func:`retrying` runs it again on a new one, as in any outage."""
+    import sqlalchemy as sa
+
+    def fresh(_dbapi_connection, record) -> None:
+        record.info["tornadostudy_idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection, record, _proxy) -> None:
+        since = record.info.get("tornadostudy_idle_since")
+        if since is not None and time.monotonic() - since < _FRESH_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise sa.exc.DisconnectionError(str(exc)) from exc  # the pool connects anew and retries
+            raise
+
+    sa.event.listen(engine, "connect", fresh)
+    sa.event.listen(engine, "checkin", fresh)
+    sa.event.listen(engine, "checkout", checkout)
 
 
 def make_engine(url: str, must_exist: bool = False, wait: bool = False):
@@ -76,14 +109,17 @@ def make_engine(url: str, must_exist: bool = False, wait: bool = False):
             raise UserInputError(
                 f"study database {path} does not exist: run 'tornadostudy create SPEC' first or pass --storage"
             )
+    kwargs = _engine_kwargs(url)
     try:
-        engine = sa.create_engine(url, **_engine_kwargs(url))
+        engine = sa.create_engine(url, **kwargs)
     except (sa.exc.ArgumentError, ValueError) as exc:
         raise UserInputError(
             f"storage URL {mask_url(url)!r} is malformed ({exc}): use e.g. sqlite:///study.db"
         ) from exc
     except ModuleNotFoundError as exc:
         raise UserInputError(f"storage URL {mask_url(url)!r} needs a driver that is not installed: {exc.name}") from exc
+    if "pool_size" in kwargs:
+        _ping_when_idle(engine)
     if url.startswith("sqlite"):
 
         @sa.event.listens_for(engine, "connect")
@@ -114,9 +150,13 @@ def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False, 
     ``schema_checked``: this process already ran :func:`check_optuna_schema` on the database."""
     import optuna
 
+    kwargs = _engine_kwargs(url)
+
     def open_storage():
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=tables_exist,
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=tables_exist,
                                              skip_compatibility_check=tables_exist)  # fmt: skip
+        if "pool_size" in kwargs:
+            _ping_when_idle(storage.engine)
         if tables_exist and not schema_checked:
             try:
                 current, head = storage.get_current_version(), storage.get_head_version()
