@@ -26,6 +26,11 @@ a cluster — so every W puts the same load on the database and only the number 
     python benchmarks/bench_orchestration.py                      # W = 8, 32, 64; 216 cells
     python benchmarks/bench_orchestration.py --quick              # W = 4; 24 cells
     python benchmarks/bench_orchestration.py --tracking database  # workers log straight to PostgreSQL
+    python benchmarks/bench_orchestration.py --delay-ms 0.5       # the study database a network away
+
+``--delay-ms D``: both sides reach the study database through a TCP relay that holds every chunk D ms each
+way, as on a cluster whose database runs on another node (on one machine a round trip costs ~0.05 ms, which
+hides what a trial's round trips and a lock held across one cost there); the measured round trip is printed.
 
 Needs PostgreSQL (``TORNADOSTUDY_TEST_POSTGRES``, default postgresql://postgres@127.0.0.1:5432/postgres).
 Prints ``ratio=`` (baseline ÷ tornadostudy overhead per trial at the largest W)."""
@@ -36,11 +41,14 @@ import argparse
 import heapq
 import itertools
 import os
+import queue
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -110,11 +118,13 @@ def _admin_sql(*statements: str) -> None:
         conn.close()
 
 
-def _database(made: list[str]) -> str:
+def _database(made: list[str], delay_ms: float = 0.0) -> str:
+    """A new database's URL; with ``delay_ms``, through a :class:`_Relay` (a server a network away)."""
     name = f"bench_{uuid.uuid4().hex[:10]}"
     _admin_sql(f'CREATE DATABASE "{name}"')
     made.append(name)
-    return f"postgresql+psycopg2://{ADMIN.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+    url = f"postgresql+psycopg2://{ADMIN.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+    return _Relay.to(url, delay_ms).url(url) if delay_ms else url
 
 
 class _Tracking:
@@ -170,6 +180,82 @@ class _Tracking:
     def stop(self) -> None:
         if self.server_env is not None:
             self._script("stop")
+
+
+class _Relay:
+    """A TCP relay on 127.0.0.1 to ``target`` that holds every chunk ``delay_s`` in each direction, keeping
+    their order: a database server a network away. Threads, not asyncio: its timer waits a millisecond at least."""
+
+    def __init__(self, target: tuple[str, int], delay_s: float) -> None:
+        self.target, self.delay_s = target, delay_s
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            server = socket.create_connection(self.target)
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._pipe(client, server)
+            self._pipe(server, client)
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        chunks: queue.SimpleQueue = queue.SimpleQueue()
+
+        def read() -> None:
+            try:
+                while data := source.recv(65536):
+                    chunks.put((time.monotonic() + self.delay_s, data))
+            except OSError:
+                pass
+            chunks.put((0.0, b""))
+
+        def write() -> None:
+            while True:
+                due, data = chunks.get()
+                try:
+                    if not data:
+                        sink.shutdown(socket.SHUT_WR)
+                        return
+                    if (wait := due - time.monotonic()) > 0:
+                        time.sleep(wait)
+                    sink.sendall(data)
+                except OSError:
+                    return
+
+        threading.Thread(target=read, daemon=True).start()
+        threading.Thread(target=write, daemon=True).start()
+
+    @classmethod
+    def to(cls, url: str, delay_ms: float) -> _Relay:
+        """A relay to the server of a database ``url``."""
+        from sqlalchemy.engine import make_url
+
+        target = make_url(url)
+        return cls((target.host or "127.0.0.1", target.port or 5432), delay_ms / 1000)
+
+    def url(self, url: str) -> str:
+        """``url`` through the relay."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).set(host="127.0.0.1", port=self.port).render_as_string(hide_password=False)
+
+
+def _round_trip_ms(url: str) -> float:
+    """The median wall time of a ``SELECT 1`` on ``url``."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        took = []
+        for _ in range(50):
+            start = time.perf_counter()
+            conn.exec_driver_sql("SELECT 1").scalar()
+            took.append(1000 * (time.perf_counter() - start))
+    engine.dispose()
+    return statistics.median(took)
 
 
 def _spec(folder: Path, name: str, quick: bool, time_scale: float) -> Path:
@@ -262,14 +348,14 @@ def _summary(trials: list[tuple[str, float, float, float]], cells: Counter, tota
 
 
 def run_tornadostudy(folder: Path, workers: int, quick: bool, scale: float, tracking: _Tracking,
-                     made: list[str]) -> dict:  # fmt: skip
+                     made: list[str], delay_ms: float = 0.0) -> dict:  # fmt: skip
     import optuna
 
     from tornadostudy.spec import load_spec
     from tornadostudy.study.create import create_study
     from tornadostudy.study.handle import StudyHandle
 
-    storage = _database(made)
+    storage = _database(made, delay_ms)  # the study database
     spec = load_spec(_spec(folder, f"ts-{workers}", quick, scale))
     create_study(spec, storage, tracking.uri)
     env = {**os.environ, "TORNADOSTUDY_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking.uri}
@@ -290,13 +376,13 @@ def run_tornadostudy(folder: Path, workers: int, quick: bool, scale: float, trac
 
 
 def run_baseline(folder: Path, workers: int, quick: bool, scale: float, tracking: _Tracking,
-                 made: list[str]) -> dict:  # fmt: skip
+                 made: list[str], delay_ms: float = 0.0) -> dict:  # fmt: skip
     import optuna
     from mlflow import MlflowClient
 
     from tornadostudy.spec import load_spec
 
-    storage = _database(made)
+    storage = _database(made, delay_ms)  # the study database
     spec_path = _spec(folder, f"base-{workers}", quick, scale)
     spec = load_spec(spec_path)
     optuna.create_study(study_name=spec.name, storage=storage)  # schema and study once, before workers
@@ -355,6 +441,8 @@ def main(argv=None) -> int:
     parser.add_argument("--time-scale", type=float, default=None, help="a fixed time scale instead of --trial-rate")
     parser.add_argument("--tracking", choices=("server", "database"), default="server",
                         help="log to an mlflow server on PostgreSQL (default) or straight to PostgreSQL")  # fmt: skip
+    parser.add_argument("--delay-ms", type=float, default=0.0,
+                        help="the study database through a relay holding each chunk this long each way")  # fmt: skip
     args = parser.parse_args(argv)
     sizes = [4] if args.quick else [int(w) for w in args.workers.split(",")]
     made: list[str] = []
@@ -368,7 +456,7 @@ def main(argv=None) -> int:
                 for side, run in (("base", run_baseline), ("ts", run_tornadostudy)):
                     tracking = _Tracking(Path(tmp), f"{side}-{workers}", args.tracking, made)
                     try:
-                        results.append(run(Path(tmp), workers, args.quick, scale, tracking, made))
+                        results.append(run(Path(tmp), workers, args.quick, scale, tracking, made, args.delay_ms))
                     finally:
                         tracking.stop()
                 rows.append((workers, scale, *results))
@@ -376,7 +464,14 @@ def main(argv=None) -> int:
         _admin_sql(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in made))
     load = f"time scale {args.time_scale}" if args.time_scale else f"{args.trial_rate} trials/s between the workers"
     where = "an mlflow server on PostgreSQL" if args.tracking == "server" else "PostgreSQL straight"
-    print(f"machine: {os.cpu_count()} CPUs; PostgreSQL for studies; MLflow: {where}; {load}")
+    study_db = "PostgreSQL"
+    if args.delay_ms:
+        probe = _database(made_probe := [], args.delay_ms)
+        try:
+            study_db += f" through a relay ({args.delay_ms:g} ms each way; SELECT 1: {_round_trip_ms(probe):.2f} ms)"
+        finally:
+            _admin_sql(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in made_probe))
+    print(f"machine: {os.cpu_count()} CPUs; {study_db} for studies; MLflow: {where}; {load}")
     print(f"{'W':>4} {'scale':>6} {'side':14}{'failed':>7}{'dup':>5}{'holes':>7}{'overhead ms':>13}"
           f"{'in trial ms':>13}{'later trials':>14}{'makespan/bound':>16}{'/ideal':>8}{'start spread s':>16}"
           f"{'CPU ms':>8}{'server ms':>11}")  # fmt: skip

@@ -23,6 +23,11 @@ ms.
     python benchmarks/bench_records.py                       # PostgreSQL, 200 trials per side
     python benchmarks/bench_records.py --quick               # 10 trials per side
     python benchmarks/bench_records.py --database sqlite     # a SQLite file (the laptop default)
+    python benchmarks/bench_records.py --delay-ms 1          # PostgreSQL a network away (a relay, ~2 ms RTT)
+
+``--delay-ms D`` puts a TCP relay between both sides and PostgreSQL that holds every chunk D ms in each
+direction, as a database on another node would: what each round trip costs then shows (the measured round trip
+of a ``SELECT 1`` is printed). On one machine a round trip costs ~0.05 ms and hides it.
 
 Needs PostgreSQL for the default (``TORNADOSTUDY_TEST_POSTGRES``, default
 postgresql://postgres@127.0.0.1:5432/postgres). Prints ``ratio=`` (Optuna ÷ tornadostudy: the later trials'
@@ -40,7 +45,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_orchestration import _admin_sql, _database  # one way to make PostgreSQL databases
+from bench_orchestration import _admin_sql, _database, _Relay, _round_trip_ms  # shared with it
 
 # A grid point of the paper's kind, with the results a trial stores.
 GRID = {"epochs": [5, 10, 15], "learning_rate": [0.0001, 0.001, 0.01], "data_multiplier": [1, 2, 4],
@@ -95,7 +100,7 @@ def _child(side: str, url: str, trials: int) -> dict:
     from tornadostudy.study.cells import CellTable
     from tornadostudy.study.storage import make_engine
 
-    cells = CellTable(storage.engine if url.startswith("postgresql") else make_engine(url))
+    cells = CellTable(make_engine(url))  # the engine a worker's cell table has (its pool, its pings)
     cells.create_schema()
     records.warm_up(cells)
     cells.insert(STUDY, [(i, POINT, None, 1.0) for i in range(trials)])
@@ -139,6 +144,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--trials", type=int, default=200, help="trials per side (--quick: 10)")
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--delay-ms", type=float, default=0.0,
+                        help="PostgreSQL through a relay holding each chunk this long each way")  # fmt: skip
     parser.add_argument("--child", nargs=3, metavar=("SIDE", "URL", "TRIALS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -146,17 +153,24 @@ def main(argv=None) -> int:
         print(json.dumps(_child(side, url, int(trials))))
         return 0
     trials = 10 if args.quick else args.trials
+    if args.delay_ms and args.database != "postgresql":
+        raise SystemExit("--delay-ms is for PostgreSQL (a server a network away)")
     made: list[str] = []
     results = {}
+    where = args.database
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for side in ("optuna", "tornadostudy"):  # one fresh database per side
                 url = _database(made) if args.database == "postgresql" else f"sqlite:///{tmp}/{side}.db"
+                if args.delay_ms:
+                    url = _Relay.to(url, args.delay_ms).url(url)
+                    rtt = _round_trip_ms(url)
+                    where = f"postgresql through a relay ({args.delay_ms:g} ms each way; SELECT 1: {rtt:.2f} ms)"
                 results[side] = _run_side(side, url, trials)
     finally:
         if made:
             _admin_sql(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in made))
-    print(f"database: {args.database}; {trials} trials per side, each side in a fresh process; wall / CPU ms")
+    print(f"database: {where}; {trials} trials per side, each side in a fresh process; wall / CPU ms")
     header = ["side"] + [h for step in STEPS for h in (f"{step}: first", "later")] + ["trial later"]
     widths = [14] + [max(len(h) + 2, 15) for h in header[1:]]
 
