@@ -124,7 +124,13 @@ def _database(made: list[str], delay_ms: float = 0.0) -> str:
     _admin_sql(f'CREATE DATABASE "{name}"')
     made.append(name)
     url = f"postgresql+psycopg2://{ADMIN.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
-    return _Relay.to(url, delay_ms).url(url) if delay_ms else url
+    if not delay_ms:
+        return url
+    from sqlalchemy.engine import make_url
+
+    server = make_url(url)
+    relay = _Relay((server.host or "127.0.0.1", server.port or 5432), delay_ms / 1000)
+    return server.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
 
 
 class _Tracking:
@@ -227,20 +233,6 @@ class _Relay:
 
         threading.Thread(target=read, daemon=True).start()
         threading.Thread(target=write, daemon=True).start()
-
-    @classmethod
-    def to(cls, url: str, delay_ms: float) -> _Relay:
-        """A relay to the server of a database ``url``."""
-        from sqlalchemy.engine import make_url
-
-        target = make_url(url)
-        return cls((target.host or "127.0.0.1", target.port or 5432), delay_ms / 1000)
-
-    def url(self, url: str) -> str:
-        """``url`` through the relay."""
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).set(host="127.0.0.1", port=self.port).render_as_string(hide_password=False)
 
 
 def _round_trip_ms(url: str) -> float:
@@ -447,7 +439,11 @@ def main(argv=None) -> int:
     sizes = [4] if args.quick else [int(w) for w in args.workers.split(",")]
     made: list[str] = []
     rows = []
+    study_db = "PostgreSQL"
     try:
+        if args.delay_ms:
+            rtt = _round_trip_ms(_database(made, args.delay_ms))
+            study_db += f" through a relay ({args.delay_ms:g} ms each way; SELECT 1: {rtt:.2f} ms)"
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["TORNADOSTUDY_DATA_CACHE"] = str(Path(tmp) / "cache")
             for workers in sizes:
@@ -464,13 +460,6 @@ def main(argv=None) -> int:
         _admin_sql(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in made))
     load = f"time scale {args.time_scale}" if args.time_scale else f"{args.trial_rate} trials/s between the workers"
     where = "an mlflow server on PostgreSQL" if args.tracking == "server" else "PostgreSQL straight"
-    study_db = "PostgreSQL"
-    if args.delay_ms:
-        probe = _database(made_probe := [], args.delay_ms)
-        try:
-            study_db += f" through a relay ({args.delay_ms:g} ms each way; SELECT 1: {_round_trip_ms(probe):.2f} ms)"
-        finally:
-            _admin_sql(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in made_probe))
     print(f"machine: {os.cpu_count()} CPUs; {study_db} for studies; MLflow: {where}; {load}")
     print(f"{'W':>4} {'scale':>6} {'side':14}{'failed':>7}{'dup':>5}{'holes':>7}{'overhead ms':>13}"
           f"{'in trial ms':>13}{'later trials':>14}{'makespan/bound':>16}{'/ideal':>8}{'start spread s':>16}"

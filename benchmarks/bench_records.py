@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_orchestration import _admin_sql, _database, _Relay, _round_trip_ms  # shared with it
+from bench_orchestration import _admin_sql, _database, _round_trip_ms  # shared with it
 
 # A grid point of the paper's kind, with the results a trial stores.
 GRID = {"epochs": [5, 10, 15], "learning_rate": [0.0001, 0.001, 0.01], "data_multiplier": [1, 2, 4],
@@ -161,9 +161,8 @@ def main(argv=None) -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for side in ("optuna", "tornadostudy"):  # one fresh database per side
-                url = _database(made) if args.database == "postgresql" else f"sqlite:///{tmp}/{side}.db"
+                url = _database(made, args.delay_ms) if args.database == "postgresql" else f"sqlite:///{tmp}/{side}.db"
                 if args.delay_ms:
-                    url = _Relay.to(url, args.delay_ms).url(url)
                     rtt = _round_trip_ms(url)
                     where = f"postgresql through a relay ({args.delay_ms:g} ms each way; SELECT 1: {rtt:.2f} ms)"
                 results[side] = _run_side(side, url, trials)

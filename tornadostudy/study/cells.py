@@ -71,7 +71,7 @@ class CellTable:
     def create_schema(self) -> None:
         self.metadata.create_all(self.engine, checkfirst=True)
 
-    def execute_alone(self, statement, binds: dict[str, Any] | None = None, consume=lambda result: result.all()):
+    def execute_alone(self, statement, binds: dict[str, Any] | None = None, *, consume):
         """Run ``statement`` as a transaction of its own and return ``consume(result)``.
 
         On PostgreSQL in one round trip: psycopg2 otherwise sends BEGIN and COMMIT as round trips of their own,
