@@ -16,9 +16,9 @@ in one process per side, on the same grid point, attributes and results:
 
 tornadostudy's side writes more (the cell in every step; its claim, untimed here, comes before each start). Each side
 runs in a fresh interpreter and opens its study as a worker does (``records.warm_up`` too, for
-tornadostudy, before its first claim), so the first trial pays SQLAlchemy's first-use compiles as a
-worker's first trial does. Reported per step: the first trial and the median of the later ones, wall / CPU
-ms.
+tornadostudy, before its first claim: the ORM's set-up on SQLite, nothing on PostgreSQL, as for a grid
+worker), so the first trial pays SQLAlchemy's first-use compiles as a worker's first trial does. Reported
+per step: the first trial and the median of the later ones, wall / CPU ms.
 
     python benchmarks/bench_records.py                       # PostgreSQL, 200 trials per side
     python benchmarks/bench_records.py --quick               # 10 trials per side
@@ -102,13 +102,13 @@ def _child(side: str, url: str, trials: int) -> dict:
 
     cells = CellTable(make_engine(url))  # the engine a worker's cell table has (its pool, its pings)
     cells.create_schema()
-    records.warm_up(cells)
+    records.warm_up(cells, grid=True)
     cells.insert(STUDY, [(i, POINT, None, 1.0) for i in range(trials)])
     for _ in range(trials):
         claim = cells.claim(STUDY, 0, "w1")
         labels = {"worker": "w1", "attempt": claim.attempt, "cell": claim.cell}
         started, took = _timed(lambda c=claim, a=labels: records.start_trial(
-            cells, study_id, POINT, distributions, a, {"grid_id": c.cell, "search_space": GRID},
+            cells, study_id, POINT, GRID, a, {"grid_id": c.cell, "search_space": GRID},
             hold=(STUDY, c.cell, "w1")))  # fmt: skip
         steps["start"].append(took)
         trial_id, number = started

@@ -31,7 +31,7 @@ class Book:
         claim = self.cells.claim("s", 0, worker)
         attrs = {"worker": worker, "attempt": claim.attempt, "cell": claim.cell}
         trial_id, number = records.start_trial(
-            self.cells, self.study_id, {"lr": 0.01, "epochs": 5}, DISTS, attrs,
+            self.cells, self.study_id, {"lr": 0.01, "epochs": 5}, GRID, attrs,
             {"grid_id": claim.cell, "search_space": GRID}, hold=("s", claim.cell, worker),
         )  # fmt: skip
         return claim.cell, trial_id, number
@@ -88,7 +88,7 @@ def test_only_the_holder_of_the_cell_starts_records_and_completes_and_nothing_is
 
 def check_only_the_holder_writes(book: Book) -> None:
     cell, trial_id, number = book.start("w1")
-    assert records.start_trial(book.cells, book.study_id, {"lr": 0.01, "epochs": 5}, DISTS, {}, {},
+    assert records.start_trial(book.cells, book.study_id, {"lr": 0.01, "epochs": 5}, GRID, {}, {},
                                hold=("s", cell, "w2")) is None  # fmt: skip
     assert len(book.storage.get_all_trials(book.study_id)) == 1, "the refused trial was not created"
     assert not records.record_trial(book.cells, "s", cell, "w2", trial_id, number)

@@ -97,3 +97,26 @@ def test_the_schema_check_without_optunas_storage_names_the_fix_and_falls_back_t
     monkeypatch.setattr(storage_module, "_optuna_head_revision", lambda: None)
     with pytest.raises(StorageError, match=r"has Optuna schema v3\.0\.0\.d, .*optuna storage upgrade"):
         check_optuna_schema(engine, url)
+
+
+def test_retrying_rides_out_database_errors_and_optunas_wrapper_of_them_but_not_others():
+    import optuna
+    import sqlalchemy as sa
+
+    from tornadostudy.study.storage import retrying
+
+    errors = [sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+              optuna.exceptions.StorageInternalError("An exception is raised during the commit")]  # fmt: skip
+
+    def flaky():
+        if errors:
+            raise errors.pop(0)
+        return "done"
+
+    assert retrying(flaky, what="test", first_delay=0.01) == "done" and not errors
+
+    def broken():
+        raise ValueError("not a database error")
+
+    with pytest.raises(ValueError):
+        retrying(broken, what="test", first_delay=0.01)

@@ -20,11 +20,12 @@ PostgreSQL the start, the completion and the run's id are written in plain SQL i
 (``_start_trial_postgres``, ``_complete_trial_postgres``, ``record_run``), one round trip each rather than the
 ORM's ~4-7, committed by the server (``CellTable.execute_alone``), with nothing to compile: creations queue on
 Optuna's study lock, and a worker's first trial ran while 63 others started on the same CPUs. So a write that
-must not happen (the cell is no longer the worker's) is made to write nothing, not rolled back afterwards. The
-integration tests make the same checks against Optuna's writes there.
-Failures and interruptions are rare and keep going through Optuna's API (``worker._fail``/``_abandon``),
-except a reaper's: ``fail_trial`` closes a trial with its reason only if it is still RUNNING, in one
-transaction, so a trial its worker completes meanwhile is neither failed nor marked with a reason.
+must not happen (the cell is no longer the worker's) is made to write nothing, not rolled back afterwards. Their
+values take Optuna's stored forms from ``optuna_rows``, so a grid worker there imports neither Optuna nor the
+ORM. The integration tests make the same checks against Optuna's writes there.
+Failures and interruptions (``worker._fail``/``_abandon``) and a reaper's closes go through ``fail_trial``: it
+closes a trial with its reason only if it is still RUNNING, in one transaction (on PostgreSQL one statement),
+so a trial its worker completes meanwhile is neither failed nor marked with a reason.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tornadostudy.study import optuna_rows
 from tornadostudy.study.cells import CellTable
 
 __all__ = ["complete_trial", "fail_trial", "record_run", "record_trial", "start_trial", "warm_up"]
@@ -54,10 +56,13 @@ def _session(cells: CellTable):
     return Session(bind=cells.engine, expire_on_commit=False)
 
 
-def warm_up(cells: CellTable) -> None:
+def warm_up(cells: CellTable, *, grid: bool) -> None:
     """SQLAlchemy's one-time set-up of Optuna's models and of a session (~30 ms of CPU), done before a worker
     claims its first cell: inside that trial, while other workers starting on the same CPUs keep them busy,
-    those milliseconds took a second or more."""
+    those milliseconds took a second or more. None for a ``grid`` worker on PostgreSQL, whose trials are
+    written in plain SQL (its rare failures load the models when they happen)."""
+    if grid and cells.postgres:
+        return
     from sqlalchemy.orm import configure_mappers
 
     _models()
@@ -94,12 +99,13 @@ def start_trial(
     cells: CellTable,
     study_id: int,
     params: Mapping[str, Any],
-    distributions: Mapping[str, Any],
+    grid: Mapping[str, Sequence[Any]],
     user_attrs: Mapping[str, Any],
     system_attrs: Mapping[str, Any],
     hold: tuple[str, int, str] | None = None,
 ) -> tuple[int, int] | None:
-    """Create a RUNNING trial with its parameters and attributes in one transaction: (trial_id, number).
+    """Create a RUNNING grid trial with its parameters and attributes in one transaction: (trial_id, number).
+    Each parameter's distribution is categorical over its ``grid`` values, as Optuna's GridSampler records it.
     With ``hold`` (study, cell, worker) the trial's number goes on the cell in the same transaction, and
     nothing is created (None) when the worker no longer holds the cell.
 
@@ -107,9 +113,9 @@ def start_trial(
     per-parameter compatibility look-ups Optuna makes against earlier trials are skipped."""
     try:
         if cells.postgres:
-            return _start_trial_postgres(cells, study_id, params, distributions, user_attrs, system_attrs, hold)
+            return _start_trial_postgres(cells, study_id, params, grid, user_attrs, system_attrs, hold)
         with _session(cells) as session, session.begin():
-            return _start_trial_sqlite(session, cells, study_id, params, distributions, user_attrs, system_attrs, hold)
+            return _start_trial_sqlite(session, cells, study_id, params, grid, user_attrs, system_attrs, hold)
     except _Refused:
         return None
 
@@ -120,7 +126,7 @@ _HELD = "study = :cell_study AND cell = :cell AND state = 'running' AND worker =
 _REPLACE_ATTR = "ON CONFLICT (trial_id, key) DO UPDATE SET value_json = EXCLUDED.value_json"
 
 
-def _start_trial_postgres(cells, study_id, params, distributions, user_attrs, system_attrs, hold):
+def _start_trial_postgres(cells, study_id, params, grid, user_attrs, system_attrs, hold):
     """The same rows as ``_start_trial_sqlite`` writes, in one round trip that takes and gives back Optuna's
     study lock.
 
@@ -134,13 +140,8 @@ def _start_trial_postgres(cells, study_id, params, distributions, user_attrs, sy
     first), its parameters and attributes, and puts its number on the cell — all only if the cell is the
     worker's, which nobody can change while its row is locked. Otherwise nothing is written and no row
     comes back. Plain SQL: nothing to compile, which on a busy machine's first trial took seconds (the
-    names are Optuna's schema)."""
-    from optuna.distributions import distribution_to_json
-    from optuna.trial import TrialState
-
-    models = _models()
-    values: dict[str, Any] = {"study_id": study_id, "state": TrialState.RUNNING.name,
-                              "start": _stored_datetime(models, "datetime_start", dt.datetime.now())}  # fmt: skip
+    names are Optuna's schema, the values its stored forms: ``optuna_rows``)."""
+    values: dict[str, Any] = {"study_id": study_id, "state": optuna_rows.RUNNING, "start": optuna_rows.stored_now()}
     statements = ["SELECT study_id FROM studies WHERE study_id = :study_id FOR UPDATE"]
     held = ""
     if hold is not None:
@@ -152,7 +153,7 @@ def _start_trial_postgres(cells, study_id, params, distributions, user_attrs, sy
         f"SELECT (SELECT count(*) FROM trials WHERE study_id = :study_id), :study_id, :state, :start {held} "
         "RETURNING trial_id, number)"
     ]
-    rows = [(name, float(distributions[name].to_internal_repr(value)), distribution_to_json(distributions[name]))
+    rows = [(name, optuna_rows.categorical_index(grid[name], value), optuna_rows.categorical_json(grid[name]))
             for name, value in params.items()]  # fmt: skip
     parts += _insert_rows("trial_params", "param_name, param_value, distribution_json", rows, "p", values,
                           casts=("{}", "CAST({} AS DOUBLE PRECISION)", "{}"))  # fmt: skip
@@ -187,19 +188,12 @@ def _insert_rows(table: str, columns: str, rows: list[tuple], tag: str, values: 
             f"FROM {source}, (VALUES {', '.join(tuples)}) AS v({names}){suffix})"]  # fmt: skip
 
 
-def _stored_datetime(models, column_name: str, now: dt.datetime):
-    """``now`` as Optuna's model stores it in the trial's ``column_name`` (naive UTC in Optuna 5, naive local
-    time before): through the model's own attribute, so the stored value is Optuna's whatever its version."""
-    probe = models.TrialModel(**{column_name: now})  # the public attribute: it converts, where Optuna does
-    column = models.TrialModel.__table__.c[column_name]
-    return getattr(probe, models.TrialModel.__mapper__.get_property_by_column(column).key)
-
-
-def _start_trial_sqlite(session, cells, study_id, params, distributions, user_attrs, system_attrs, hold):
+def _start_trial_sqlite(session, cells, study_id, params, grid, user_attrs, system_attrs, hold):
     import optuna
-    from optuna.distributions import distribution_to_json
+    from optuna.distributions import CategoricalDistribution, distribution_to_json
 
     models = _models()
+    distributions = {name: CategoricalDistribution(grid[name]) for name in params}
     # SQLite (PostgreSQL: _start_trial_postgres): the flush's write takes the database's write lock, which
     # serialises creations as Optuna's study lock does.
     trial = models.TrialModel(study_id=study_id, number=None, state=optuna.trial.TrialState.RUNNING,
@@ -290,14 +284,10 @@ def _complete_trial_postgres(cells, study, cell, worker, trial_id, number, value
     both, completes both only if the cell is the worker's and the trial RUNNING, which nobody can change
     while the rows are locked: a reaper's ``fail_trial`` holding the trial's row makes it wait. Anything
     less writes nothing."""
-    from optuna.trial import TrialState
-
-    models = _models()
     now = time.time()
     binds: dict[str, Any] = {"cell_study": study, "cell": cell, "worker": worker, "number": number, "now": now,
-                             "trial_id": trial_id, "running": TrialState.RUNNING.name,
-                             "complete": TrialState.COMPLETE.name}  # fmt: skip
-    binds["completed_at"] = _stored_datetime(models, "datetime_complete", dt.datetime.now())
+                             "trial_id": trial_id, "running": optuna_rows.RUNNING, "complete": optuna_rows.COMPLETE,
+                             "completed_at": optuna_rows.stored_now()}  # fmt: skip
     running = "EXISTS (SELECT 1 FROM trials WHERE trial_id = :trial_id AND state = :running)"
     parts = [
         f"cell_row AS (UPDATE {cells.table.name} SET state = 'complete', trial_number = :number, "
@@ -308,12 +298,10 @@ def _complete_trial_postgres(cells, study, cell, worker, trial_id, number, value
     attrs = [(key, json.dumps(value)) for key, value in user_attrs.items()]
     parts += _insert_rows("trial_user_attributes", "key, value_json", attrs, "u", binds, source="trial_row",
                           suffix=f" {_REPLACE_ATTR}")  # fmt: skip
-    stored = map(models.TrialValueModel.value_to_stored_repr, values)  # an infinity is NULL and its sign
-    rows = [(objective, value, kind.name) for objective, (value, kind) in enumerate(stored)]
-    value_type = models.TrialValueModel.__table__.c.value_type.type.name  # Optuna's enum type
+    rows = [(objective, *optuna_rows.stored_value(value)) for objective, value in enumerate(values)]
     parts += _insert_rows("trial_values", "objective, value, value_type", rows, "v", binds,
-                          casts=("CAST({} AS INTEGER)", "CAST({} AS DOUBLE PRECISION)", f"CAST({{}} AS {value_type})"),
-                          source="trial_row")  # fmt: skip
+                          casts=("CAST({} AS INTEGER)", "CAST({} AS DOUBLE PRECISION)",
+                                 f"CAST({{}} AS {optuna_rows.VALUE_TYPE})"), source="trial_row")  # fmt: skip
     statement = cells.sa.text(
         f"SELECT cell FROM {cells.table.name} WHERE {_HELD} FOR UPDATE; "
         "SELECT trial_id FROM trials WHERE trial_id = :trial_id FOR UPDATE; "
@@ -348,6 +336,8 @@ def _complete_trial_sqlite(cells, study, cell, worker, trial_id, number, values,
 def fail_trial(cells: CellTable, trial_id: int, user_attrs: Mapping[str, Any]) -> bool:
     """Mark a RUNNING trial FAIL with ``user_attrs`` (its reason), all or nothing. False when it is not
     RUNNING any more (its worker completed or closed it): then nothing is written."""
+    if cells.postgres:
+        return _fail_trial_postgres(cells, trial_id, user_attrs)
     import optuna
 
     models = _models()
@@ -359,3 +349,19 @@ def fail_trial(cells: CellTable, trial_id: int, user_attrs: Mapping[str, Any]) -
         trial.state = optuna.trial.TrialState.FAIL
         trial.datetime_complete = dt.datetime.now()
     return True
+
+
+def _fail_trial_postgres(cells: CellTable, trial_id: int, user_attrs: Mapping[str, Any]) -> bool:
+    """The rows ``fail_trial`` writes through the ORM, in one statement committed by the server: the trial's
+    update waits for a completion that holds its row and then finds it no longer RUNNING, and the attributes
+    go in only with the update. A reaper between trials, where 64 workers finishing together found a trial
+    completed since it looked, loaded Optuna and the ORM for it (~0.2 s on a busy machine)."""
+    binds: dict[str, Any] = {"trial_id": trial_id, "running": optuna_rows.RUNNING, "fail": optuna_rows.FAIL,
+                             "completed_at": optuna_rows.stored_now()}  # fmt: skip
+    parts = ["trial_row AS (UPDATE trials SET state = :fail, datetime_complete = :completed_at "
+             "WHERE trial_id = :trial_id AND state = :running RETURNING trial_id)"]  # fmt: skip
+    attrs = [(key, json.dumps(value)) for key, value in user_attrs.items()]
+    parts += _insert_rows("trial_user_attributes", "key, value_json", attrs, "u", binds, source="trial_row",
+                          suffix=f" {_REPLACE_ATTR}")  # fmt: skip
+    statement = cells.sa.text(f"WITH {', '.join(parts)} SELECT (SELECT count(*) FROM trial_row) AS failed")
+    return cells.execute_alone(statement, binds, consume=lambda result: result.scalar_one()) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 
 from tornadostudy.errors import StorageError, UserInputError
@@ -150,6 +151,9 @@ def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False, 
     ``schema_checked``: this process already ran :func:`check_optuna_schema` on the database."""
     import optuna
 
+    from tornadostudy.study.logs import apply_optuna_verbosity
+
+    apply_optuna_verbosity()  # every use of Optuna's API goes through a storage opened here
     kwargs = _engine_kwargs(url)
 
     def open_storage():
@@ -244,23 +248,24 @@ def db_retry_s() -> float:
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
-    import optuna
     import sqlalchemy as sa
 
-    return (sa.exc.OperationalError, sa.exc.InterfaceError, optuna.exceptions.StorageInternalError)
+    errors: tuple[type[BaseException], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError)
+    # Optuna's own wrapper of them, where Optuna is in use: a grid worker on PostgreSQL never imports it.
+    optuna_exceptions = sys.modules.get("optuna.exceptions")
+    return (*errors, optuna_exceptions.StorageInternalError) if optuna_exceptions is not None else errors
 
 
 def retrying(fn, *, what: str, budget_s: float | None = None, first_delay: float = 0.5):
     """Run ``fn``, retrying transient database errors with exponential backoff (capped at 30 s) for up to
     ``budget_s`` seconds (default :func:`db_retry_s`), logging each retry; then a one-line StorageError."""
-    transient = _transient_errors()
     deadline = time.monotonic() + (db_retry_s() if budget_s is None else budget_s)
     delay, attempt = first_delay, 0
     while True:
         attempt += 1
         try:
             return fn()
-        except transient as exc:
+        except _transient_errors() as exc:  # looked up when one is raised: ``fn`` may be what imports Optuna
             reason = _reason(exc)
             if time.monotonic() + delay > deadline:
                 raise StorageError(f"database unavailable while trying to {what}: {reason}") from None

@@ -104,7 +104,7 @@ class Worker:
         self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri), own_retries=True, background=True,
                                alive_every_s=heartbeat_s())  # fmt: skip
         self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
-        records.warm_up(self.handle.cells)
+        records.warm_up(self.handle.cells, grid=self.spec.sampler == "grid")
         self.tags = {
             "study": self.spec.name,
             "sampler": self.spec.sampler,
@@ -121,18 +121,15 @@ class Worker:
     def _start_trial(self, claim, summary: WorkerSummary) -> tuple[int, int, dict[str, Any]] | None:
         """Create the Optuna trial for a claimed cell (grid) or slot (TPE/random) and record it on the cell:
         (trial_id, number, params), or None when the cell was handed on meanwhile (presumed lost)."""
-        import optuna
-
         cells = self.handle.cells
         # "worker" before "cell": a trial that names its cell always names its owner (the reaper relies on it).
         attrs = {"worker": self.id, "attempt": claim.attempt, "cell": claim.cell}
         if self.spec.sampler == "grid":
             params = claim.params
             searched = {k: params[k] for k in self.spec.grid}
-            distributions = {k: optuna.distributions.CategoricalDistribution(v) for k, v in self.spec.grid.items()}
             # The system attributes are what GridSampler itself records, so it sees this grid point as taken.
             started = retrying(
-                lambda: records.start_trial(cells, self.handle.study_id, searched, distributions, attrs,
+                lambda: records.start_trial(cells, self.handle.study_id, searched, self.spec.grid, attrs,
                                             {"grid_id": claim.cell, "search_space": self.spec.grid},
                                             hold=(self.spec.name, claim.cell, self.id)),
                 what="create the trial",
