@@ -137,3 +137,29 @@ def test_a_trial_that_waited_for_mlflow_arrives_in_two_calls_as_if_written_one_b
     assert tracker.curve(run_id, "loss") == [(1, 1.0), (2, 0.5), (3, 1.0 / 3)]
     assert run.data.metrics["test_auc"] == 0.8 and run.data.params == {"batch_size": "128"}
     assert run.data.tags["note"] == "last" and run.info.status == "FINISHED"
+
+
+def test_a_worker_syncs_its_spool_to_disk_when_a_trial_ends_not_at_every_write(tmp_path, monkeypatch):
+    import json
+    import os
+    from pathlib import Path
+
+    from tornadostudy import spool as spool_module
+
+    synced = []  # the write each sync made durable (with every earlier one of its run's file)
+
+    def fsync(fd: int) -> None:
+        last = json.loads(Path(os.readlink(f"/proc/self/fd/{fd}")).read_text().splitlines()[-1])
+        synced.append((last["op"], last.get("step")))
+
+    monkeypatch.setattr(spool_module.os, "fsync", fsync)
+    spool = Spool(tmp_path / "spool" / "me")
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", spool=spool, background=True)
+    run_id = tracker.start_trial_run(tracker.ensure_experiment("s")[0], None, "trial", {"batch_size": 128}, {})
+    for epoch in (1, 2, 3):
+        assert tracker.log_metrics(run_id, {"loss": 1.0 / epoch}, step=epoch)
+    assert synced == [], "an epoch's write is in the file (it survives a kill) but not synced"
+    tracker.log_final(run_id, {"test_auc": 0.8}, {"info.trainer": "simulate"})
+    tracker.end_run(run_id, "FINISHED")
+    assert synced == [("metrics", 0), ("end", None)]
+    assert tracker.close(wait_s=60) == [] and tracker.curve(run_id, "loss") == [(1, 1.0), (2, 0.5), (3, 1.0 / 3)]

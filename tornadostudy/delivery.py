@@ -1,10 +1,11 @@
 """A worker's tracking writes, delivered from a background thread so that no epoch waits for MLflow.
 
-The trial's thread appends each write to the worker's spool (fsync-ed: a killed worker loses nothing)
-and goes on training; this thread delivers every spooled run in order. While MLflow is away the writes
-wait on disk and the thread tries again after 1 s, doubling to 30 s. Spools adopted from workers that
-are gone are delivered the same way. MLflow's own asynchronous logging is not used: its queue lives in
-memory and dies with the process.
+The trial's thread appends each write to the worker's spool (a killed worker loses nothing; a trial's
+final numbers and its run's end are synced to disk with the run's earlier writes) and goes on training;
+this thread delivers every spooled run in order. While MLflow is away the writes wait on disk and the
+thread tries again after 1 s, doubling to 30 s. Spools adopted from workers that are gone are delivered
+the same way. MLflow's own asynchronous logging is not used: its queue lives in memory and dies with the
+process.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """An ordered, on-disk journal of a process's tracking writes.
 
-One JSON-lines file per run. A worker appends (and fsyncs) every write here first and a background
-thread delivers it (:mod:`tornadostudy.delivery`); other callers append only what they could not
-deliver. Either way every run's writes reach MLflow in their original order, and a write survives its
-process being killed. Each write carries its own timestamp, so a replay that repeats an
+One JSON-lines file per run. A worker appends every write here first and a background thread delivers
+it (:mod:`tornadostudy.delivery`); it syncs the file to disk with a trial's final numbers and its run's
+end (a sync per epoch cost a trial more than its claim did). Other callers append, synced, only what
+they could not deliver. Either way every run's writes reach MLflow in their original order, and a write
+survives its process being killed. Each write carries its own timestamp, so a replay that repeats an
 already-delivered write stores the same metric row again, which MLflow de-duplicates.
 
 A process's folder is ``<host>-<pid>``. When that process is gone its folder is adopted: renamed to
@@ -122,7 +123,10 @@ class Spool:
         with self._lock:
             return self._read(self._path(run_id))
 
-    def append(self, run_id: str, op: dict[str, Any]) -> None:
+    def append(self, run_id: str, op: dict[str, Any], durable: bool = True) -> None:
+        """Append one write. Once this returns the write survives the process being killed (the kernel holds
+        it); ``durable`` also syncs the file to disk, so that it and the run's earlier writes survive the node
+        crashing too."""
         line = json.dumps(op) + "\n"
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -130,7 +134,8 @@ class Spool:
             with open(self._path(run_id), "a") as fh:
                 fh.write(line)
                 fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    os.fsync(fh.fileno())
 
     def _read(self, path: Path) -> list[dict[str, Any]]:
         ops = []

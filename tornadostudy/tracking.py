@@ -63,6 +63,13 @@ def _pool_settings(environ) -> None:
         environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "300")
 
 
+def _metrics_op(metrics: dict[str, float], step: int, tags: dict[str, Any] | None) -> dict[str, Any]:
+    op = {"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()}, "step": step, "ts": _now_ms()}
+    if tags:
+        op["tags"] = {k: str(v) for k, v in tags.items()}
+    return op
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -251,10 +258,7 @@ class Tracker:
         self, run_id: str, metrics: dict[str, float], step: int = 0, tags: dict[str, Any] | None = None
     ) -> bool:
         """All metrics of one step (an epoch, or the final numbers at step 0), and any tags, in one call."""
-        op = {"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()}, "step": step, "ts": _now_ms()}
-        if tags:
-            op["tags"] = {k: str(v) for k, v in tags.items()}
-        return self._deliver(run_id, op)
+        return self._deliver(run_id, _metrics_op(metrics, step, tags))
 
     def log_history(self, run_id: str, history: list[dict[str, float]], first_step: int = 1) -> bool:
         """Many epochs at once (a resumed trial's earlier epochs), in batches MLflow accepts."""
@@ -266,15 +270,15 @@ class Tracker:
         return delivered
 
     def log_final(self, run_id: str, metrics: dict[str, float], tags: dict[str, Any]) -> bool:
-        """A trial's final numbers (step 0) and its tags in one call."""
-        return self.log_metrics(run_id, metrics, step=0, tags=tags)
+        """A trial's final numbers (step 0) and its tags in one call; durable (``_deliver``)."""
+        return self._deliver(run_id, _metrics_op(metrics, 0, tags), durable=True)
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> bool:
         return self._deliver(run_id, {"op": "tags", "tags": {k: str(v) for k, v in tags.items()}})
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> bool:
-        """Close a run as FINISHED, FAILED or KILLED."""
-        return self._deliver(run_id, {"op": "end", "status": status, "ts": _now_ms()})
+        """Close a run as FINISHED, FAILED or KILLED (durable with the run's earlier writes)."""
+        return self._deliver(run_id, {"op": "end", "status": status, "ts": _now_ms()}, durable=True)
 
     def _apply(self, ref: str, op: dict[str, Any]) -> None:
         """Deliver one spooled write (or merged call) to the run ``ref`` names."""
@@ -304,11 +308,13 @@ class Tracker:
                    params=[Param(k, v) for k, v in params.items()],
                    tags=[RunTag(k, v) for k, v in tags.items()])  # fmt: skip
 
-    def _deliver(self, run_id: str, op: dict[str, Any]) -> bool:
-        """True if delivered now (or, with background delivery, safely spooled for it); False if spooled
-        because MLflow is away (only with a spool; without one, errors raise)."""
+    def _deliver(self, run_id: str, op: dict[str, Any], durable: bool = False) -> bool:
+        """True if delivered now (or, with background delivery, safely spooled for it: it survives the process
+        being killed, and a ``durable`` one — final numbers, a run's end — is synced to disk with the run's
+        earlier writes: a sync per trial, not per epoch); False if spooled because MLflow is away (only with a
+        spool; without one, errors raise)."""
         if self.deliverer is not None:
-            self.spool.append(run_id, op)  # durable before the trial goes on
+            self.spool.append(run_id, op, durable=durable)
             self.deliverer.notify()
             return True
         if self.spool is None:
