@@ -26,6 +26,7 @@ __all__ = [
     "VALUE_TYPE",
     "categorical_index",
     "categorical_json",
+    "rdb_source",
     "stored_now",
     "stored_value",
 ]
@@ -67,16 +68,24 @@ def stored_now() -> dt.datetime:
     return now.astimezone(dt.UTC).replace(tzinfo=None) if _stores_utc() else now
 
 
+def rdb_source() -> Path | None:
+    """The folder of the installed Optuna's RDB storage source (its models, its migration scripts), found
+    without importing Optuna; None when Optuna is not installed as a folder."""
+    spec = importlib.util.find_spec("optuna")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(spec.submodule_search_locations[0]) / "storages" / "_rdb"
+
+
 @functools.cache
 def _stores_utc() -> bool:
     """Whether the installed Optuna stores trial datetimes as UTC, read from its models' source (whose UTC columns
     are ``_datetime_start_utc``), as storage.py reads its migration scripts; where that source cannot be read, by
     asking Optuna's model itself (which imports Optuna and the ORM)."""
-    spec = importlib.util.find_spec("optuna")
-    if spec is not None and spec.submodule_search_locations:
-        models = Path(spec.submodule_search_locations[0]) / "storages" / "_rdb" / "models.py"
+    source = rdb_source()
+    if source is not None:
         try:
-            text = models.read_text(encoding="utf-8")
+            text = (source / "models.py").read_text(encoding="utf-8")
         except OSError:
             text = ""
         if "class TrialModel" in text:

@@ -194,14 +194,14 @@ def _optuna_head_revision() -> str | None:
     ``revision`` and ``down_revision``; the head is the one no script follows). Alembic itself answers the same
     in ~0.25 s of imports and script loading per process, which an array of workers starting on shared CPUs
     pays 64 times over. None when the scripts do not read as one chain: the caller then asks Alembic."""
-    import importlib.util
     import re
-    from pathlib import Path
 
-    spec = importlib.util.find_spec("optuna")
-    if spec is None or not spec.submodule_search_locations:
+    from tornadostudy.study.optuna_rows import rdb_source
+
+    source = rdb_source()
+    if source is None:
         return None
-    versions = Path(spec.submodule_search_locations[0]) / "storages" / "_rdb" / "alembic" / "versions"
+    versions = source / "alembic" / "versions"
     revisions, followed = set(), set()
     for script in versions.glob("*.py"):
         text = script.read_text(encoding="utf-8")
