@@ -98,6 +98,16 @@ def prepared_small(raw_small, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def prepared_paper_balance(raw_small, tmp_path_factory) -> Path:
+    """The small storms prepared as the paper did: each tornadic storm 18 more times."""
+    from tornadostudy.data.prepare import PrepareOptions, prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "paper"
+    prepare(PrepareOptions(source=raw_small, out=out, multipliers=(1, 2), seed=3, balance="paper"))
+    return out
+
+
 SIM_SPEC = """
 [study]
 name = "{name}"

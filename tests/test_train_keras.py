@@ -30,13 +30,36 @@ def test_a_keras_trial_reports_times_curves_and_scores(prepared_small, augmentat
     result = trainer.train(params, recorder, TrialContext(0))
     assert [e for e, _ in recorder.epochs] == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"} <= set(recorder.epochs[0][1])
-    assert set(result.times) == {"data_s", "first_epoch_s", "steady_epochs_s", "test_s"}
+    assert set(result.times) == {"data_s", "first_epoch_s", "steady_epochs_s", "eval_s", "test_s"}
+    assert result.times["eval_s"] > 0, "per-epoch evaluation is timed as its own part"
+    assert all(m["epoch_time_s"] > 0 for _, m in recorder.epochs)
     assert result.wall_time_s >= sum(result.times.values()) * 0.99
     assert {"accuracy", "auc", "pod", "far", "csi", "brier"} <= set(result.test)
     assert 0 <= result.test["accuracy"] <= 1 and math.isfinite(result.test["brier"])
     n_train = trainer.data.manifest["counts"]["train"]
-    assert result.info["train_samples_per_epoch"] >= 2 * n_train  # k = 2 in both modes
+    assert result.info["train_samples"] == 2 * n_train  # k = 2 in both modes: exactly two passes' worth
     assert result.info["per_replica_batch"] == 64
+
+
+@pytest.mark.parametrize("augmentation", ["pre", "live", "live_cpu"])
+def test_every_augmentation_mode_trains_on_the_same_balanced_rows(prepared_paper_balance, augmentation):
+    """Pre, live and live_cpu see the same samples per epoch at the same positive fraction (the paper's balance)."""
+    pytest.importorskip("tensorflow")
+    from tornadostudy.train.keras_trainer import KerasTrainer
+
+    trainer = KerasTrainer(TrainerSpec(kind="keras", jit_compile=False, augment_workers=2), prepared_paper_balance)
+    try:
+        params = TrialParams(epochs=1, batch_size=128, learning_rate=1e-3, data_multiplier=2, num_gpus=0,
+                             augmentation=augmentation)  # fmt: skip
+        result = trainer.train(params, Recorder(), TrialContext(0))
+    finally:
+        trainer.close()
+    manifest = trainer.data.manifest
+    k2 = manifest["train_sets"]["2"]
+    assert result.info["train_samples"] == k2["size"]
+    assert result.info["train_positive_fraction"] == pytest.approx(k2["positives"] / k2["size"])
+    assert 0.3 < result.info["train_positive_fraction"] < 0.7
+    assert math.isfinite(result.test["brier"])
 
 
 def test_a_trial_needing_more_gpus_than_visible_is_not_retried(prepared_small):

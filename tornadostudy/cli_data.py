@@ -80,13 +80,22 @@ def add_data_commands(sub: argparse._SubParsersAction, common: argparse.Argument
     prep.add_argument("--out", type=Path, required=True, help="folder to create")
     prep.add_argument("--multipliers", type=int_list(1), default=(1, 2, 4), help="data multipliers k (default 1,2,4)")
     prep.add_argument("--seed", type=int, default=0)
-    prep.add_argument("--balance", choices=("none", "oversample"), default="none")
+    prep.add_argument(
+        "--balance", choices=("none", "oversample", "paper"), default="none",
+        help="none: the storms as they are; oversample: tornadic storms copied to about half of the set; "
+        "paper: each tornadic storm 18 more times, as the paper did (138,963 samples from the NCAR data)",
+    )  # fmt: skip
     prep.add_argument("--split-date", type=date, default=dt.date(2015, 1, 1), help="first test run date")
-    prep.add_argument("--label-variable", default="RVORT1_MAX_future")
-    prep.add_argument("--label-statistic", choices=("max", "mean"), default="max")
-    prep.add_argument("--label-region", choices=("mask", "patch"), default="mask")
-    prep.add_argument("--label-threshold", type=float, default=0.005)
-    prep.add_argument("--label-comparison", choices=(">", ">="), default=">")
+    prep.add_argument("--label-variable", default="RVORT1_MAX_future",
+                      help="per-pixel variable the label is computed from (default RVORT1_MAX_future)")
+    prep.add_argument("--label-statistic", choices=("max", "mean"), default="max",
+                      help="statistic of the variable over the region (default max, the paper's code)")
+    prep.add_argument("--label-region", choices=("mask", "patch"), default="mask",
+                      help="mask: the storm's pixels only (default); patch: all 32x32 pixels")
+    prep.add_argument("--label-threshold", type=float, default=0.005,
+                      help="a storm is tornadic when the statistic passes this (default 0.005)")
+    prep.add_argument("--label-comparison", choices=(">", ">="), default=">",
+                      help="how the statistic is compared with the threshold (default >)")  # fmt: skip
     prep.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     prep.set_defaults(handler=_cmd_data_prepare)
 

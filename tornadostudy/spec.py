@@ -8,10 +8,14 @@ Layout::
 
     [study]      name, sampler = "grid"|"tpe"|"random", seed, n_trials (tpe/random), max_attempts, repeats
     [[objective]] metric, direction
-    [data]       source = "synthetic"|<raw NCAR folder>|<prepared folder>, storms, seed, balance, cache
-    [trainer]    kind = "keras"|"simulate", evaluate_every_epoch, jit_compile, time_scale, fail_probability
+    [data]       source = "synthetic"|<raw NCAR folder>|<prepared folder>, storms, seed, balance, cache,
+                 label_variable, label_statistic, label_region, label_threshold, label_comparison
+    [trainer]    kind = "keras"|"simulate", evaluate_every_epoch, jit_compile, augment_workers,
+                 time_scale, fail_probability, profile, train_samples (the last four: simulate only)
     [training]   constants: epochs, batch_size, learning_rate, data_multiplier, num_gpus, augmentation
     [search]     grid: lists; tpe/random: lists (choices) or {low, high, log, step} ranges
+    [[search]]   grid only: several tables, each a grid over the same parameters; the study's cells are the
+                 union of their cells (how the paper's Section 6.1 ran: Tables 2-5, 6 and 7 are three grids)
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tornadostudy.errors import SpecError
+from tornadostudy.data.labels import LabelRule
+from tornadostudy.errors import SpecError, UserInputError
 
 __all__ = [
     "HYPERPARAMETERS",
@@ -41,7 +46,11 @@ __all__ = [
 
 SAMPLERS = ("grid", "tpe", "random")
 TRAINERS = ("keras", "simulate")
-AUGMENTATIONS = ("pre", "live")
+# pre: stored pre-augmented sets; live: augmented inside the compiled training step (on the GPU when there is
+# one); live_cpu: augmented batch by batch in host worker processes, as the paper's Keras ImageDataGenerator did.
+AUGMENTATIONS = ("pre", "live", "live_cpu")
+BALANCES = ("none", "oversample", "paper")
+PROFILES = ("quick", "paper")
 DIRECTIONS = ("maximize", "minimize")
 # Metrics a trial reports that can be optimised.
 METRICS = (
@@ -63,7 +72,7 @@ HYPERPARAMETERS: dict[str, tuple[type, Any, Any, str]] = {
     "learning_rate": (float, 1e-3, lambda v: 0 < v < 10, "a number in (0, 10)"),
     "data_multiplier": (int, 1, lambda v: v >= 1, "a whole number ≥ 1"),
     "num_gpus": (int, 0, lambda v: v >= 0, "a whole number ≥ 0 (0 = CPU)"),
-    "augmentation": (str, "pre", lambda v: v in AUGMENTATIONS, "'pre' or 'live'"),
+    "augmentation": (str, "pre", lambda v: v in AUGMENTATIONS, "'pre', 'live' or 'live_cpu'"),
 }
 
 
@@ -126,6 +135,17 @@ class DataSpec:
     seed: int = 0
     balance: str = "none"
     cache: str | None = None
+    # The label rule (tornadostudy/data/labels.py); the defaults are the paper's code's rule.
+    label_variable: str = "RVORT1_MAX_future"
+    label_statistic: str = "max"
+    label_region: str = "mask"
+    label_threshold: float = 0.005
+    label_comparison: str = ">"
+
+    @property
+    def label_rule(self) -> LabelRule:
+        return LabelRule(self.label_variable, self.label_statistic, self.label_region, self.label_threshold,
+                         self.label_comparison)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,9 +153,15 @@ class TrainerSpec:
     kind: str = "keras"
     evaluate_every_epoch: bool = False
     jit_compile: bool = True
+    # live_cpu only: host processes augmenting batches (0: one per CPU this worker may use, less one).
+    augment_workers: int = 0
     # simulate only: real seconds slept per modelled second, and the chance a trial raises.
     time_scale: float = 0.0
     fail_probability: float = 0.0
+    # simulate only: the cost model ("quick": a fast toy; "paper": fitted to the paper's Tables 2-9), and the
+    # size of the 1x training set to model (None: the prepared data's; 138963: the paper's).
+    profile: str = "quick"
+    train_samples: int | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +178,8 @@ class StudySpec:
     max_attempts: int = 3
     repeats: int = 1
     description: str = ""
+    # A grid made of several [[search]] tables: each part's values; the cells are the union of the parts' cells.
+    parts: tuple[dict[str, tuple[Any, ...]], ...] = ()
     source_path: str | None = field(default=None, compare=False)
 
     # --- derived -----------------------------------------------------------------------------
@@ -167,16 +195,34 @@ class StudySpec:
     def n_cells(self) -> int:
         """Grid cells (grid) or trial budget (tpe/random)."""
         if self.sampler == "grid":
-            return math.prod(len(v) for v in self.grid.values())
+            return len(self.grid_cells()) if self.parts else math.prod(len(v) for v in self.grid.values())
         return int(self.n_trials or 0)
+
+    def grid_cells(self) -> list[tuple[int, dict[str, Any]]]:
+        """Every grid cell as (grid id, full parameter dict with the constants).
+
+        The grid id is the cell's index in the product of :attr:`grid` over the sorted parameter names, as
+        Optuna's GridSampler numbers its grid, so Optuna's view of the grid agrees with the cells table. A grid
+        of several parts keeps the ids of its union's cells in that product (the ids then have gaps).
+        """
+        names = sorted(self.grid)
+        members = None
+        if self.parts:
+            repeats = {"repeat": tuple(range(self.repeats))} if self.repeats > 1 else {}
+            members = {
+                values
+                for part in self.parts
+                for values in itertools.product(*({**part, **repeats}[n] for n in names))
+            }
+        return [
+            (grid_id, {**self.constants, **dict(zip(names, values, strict=True))})
+            for grid_id, values in enumerate(itertools.product(*(self.grid[n] for n in names)))
+            if members is None or values in members
+        ]
 
     def cells(self) -> list[dict[str, Any]]:
         """Every grid cell as a full parameter dict (constants included)."""
-        names = sorted(self.grid)
-        return [
-            {**self.constants, **dict(zip(names, values, strict=True))}
-            for values in itertools.product(*(self.grid[n] for n in names))
-        ]
+        return [params for _, params in self.grid_cells()]
 
     def to_dict(self) -> dict[str, Any]:
         """A canonical, JSON-able form (what is stored in the study and compared on re-create)."""
@@ -186,6 +232,7 @@ class StudySpec:
             k: (asdict(v) | {"range": True} if isinstance(v, Range) else list(v))
             for k, v in sorted(self.search.items())
         }
+        out["parts"] = [{k: list(v) for k, v in sorted(part.items())} for part in self.parts]
         return out
 
     def to_json(self) -> str:
@@ -209,14 +256,18 @@ class StudySpec:
                 "data": DataSpec(**raw["data"]),
                 "trainer": TrainerSpec(**raw["trainer"]),
                 "search": search,
+                "parts": tuple({k: tuple(v) for k, v in part.items()} for part in raw.get("parts", ())),
             }
         )
 
 
 _TOP = ("study", "objective", "data", "trainer", "training", "search")
 _STUDY = ("name", "description", "sampler", "seed", "n_trials", "max_attempts", "repeats")
-_DATA = ("source", "storms", "seed", "balance", "cache")
-_TRAINER = ("kind", "evaluate_every_epoch", "jit_compile", "time_scale", "fail_probability")
+_LABEL = ("label_variable", "label_statistic", "label_region", "label_threshold", "label_comparison")
+_DATA = ("source", "storms", "seed", "balance", "cache", *_LABEL)
+_TRAINER = ("kind", "evaluate_every_epoch", "jit_compile", "augment_workers", "time_scale", "fail_probability",
+            "profile", "train_samples")  # fmt: skip
+_SIMULATE_ONLY = ("time_scale", "fail_probability", "profile", "train_samples")
 _RANGE = ("low", "high", "log", "step")
 
 
@@ -285,11 +336,20 @@ def _parse_data(where: str, raw: Any) -> DataSpec:
         seed=_typed(where, "data.seed", data.get("seed", 0), int),
         balance=_typed(where, "data.balance", data.get("balance", "none"), str),
         cache=_typed(where, "data.cache", data["cache"], str) if "cache" in data else None,
+        **{
+            key: _typed(where, f"data.{key}", data[key], type(getattr(DataSpec, key)))
+            for key in _LABEL
+            if key in data
+        },
     )
     if spec.storms < 10:
         raise _fail(where, "data.storms", f"{spec.storms} is too few: give at least 10 (3000 for a quick study)")
-    if spec.balance not in ("none", "oversample"):
-        raise _fail(where, "data.balance", f"{spec.balance!r} is not valid: use none or oversample")
+    if spec.balance not in BALANCES:
+        raise _fail(where, "data.balance", f"{spec.balance!r} is not valid: use one of {', '.join(BALANCES)}")
+    try:
+        spec.label_rule  # noqa: B018 (validates the rule)
+    except UserInputError as exc:
+        raise _fail(where, "data.label_*", f"{exc}") from None
     if spec.source != "synthetic" and "storms" in data:
         raise _fail(where, "data.storms", 'only applies to source = "synthetic"')
     return spec
@@ -308,9 +368,20 @@ def _parse_trainer(where: str, raw: Any) -> TrainerSpec:
         jit_compile=_typed(where, "trainer.jit_compile", trainer.get("jit_compile", True), bool),
         time_scale=_typed(where, "trainer.time_scale", trainer.get("time_scale", 0.0), float),
         fail_probability=_typed(where, "trainer.fail_probability", trainer.get("fail_probability", 0.0), float),
+        augment_workers=_typed(where, "trainer.augment_workers", trainer.get("augment_workers", 0), int),
+        profile=_typed(where, "trainer.profile", trainer.get("profile", "quick"), str),
+        train_samples=(
+            _typed(where, "trainer.train_samples", trainer["train_samples"], int) if "train_samples" in trainer else None
+        ),
     )
-    if kind != "simulate" and ("time_scale" in trainer or "fail_probability" in trainer):
-        raise _fail(where, "trainer", 'time_scale and fail_probability only apply to kind = "simulate"')
+    if kind != "simulate" and any(key in trainer for key in _SIMULATE_ONLY):
+        raise _fail(where, "trainer", f'{", ".join(_SIMULATE_ONLY)} only apply to kind = "simulate"')
+    if spec.profile not in PROFILES:
+        raise _fail(where, "trainer.profile", f"{spec.profile!r} is not valid: use one of {', '.join(PROFILES)}")
+    if spec.train_samples is not None and spec.train_samples < 1:
+        raise _fail(where, "trainer.train_samples", f"{spec.train_samples} must be ≥ 1 (the paper's: 138963)")
+    if not 0 <= spec.augment_workers <= 256:
+        raise _fail(where, "trainer.augment_workers", f"{spec.augment_workers} is out of range: use 0 (auto) … 256")
     if not 0 <= spec.time_scale <= 10:
         raise _fail(where, "trainer.time_scale", f"{spec.time_scale} is out of range: use 0 … 10")
     if not 0 <= spec.fail_probability < 1:
@@ -341,11 +412,28 @@ def _parse_range(where: str, key: str, table: dict[str, Any], sampler: str) -> R
     return Range(low, high, log, step)
 
 
-def _parse_search(where: str, raw: Any, sampler: str, constants: dict[str, Any]) -> dict[str, Any]:
-    search = _check_keys(where, "search", raw if raw is not None else {}, tuple(HYPERPARAMETERS))
+def _parse_parts(where: str, raw: list, sampler: str, constants: dict[str, Any]) -> tuple[dict, tuple[dict, ...]]:
+    """``[[search]]``: several grids over the same parameters; returns (each parameter's values in any part, parts)."""
+    if sampler != "grid":
+        raise _fail(where, "search", "several [[search]] tables make a union of grids: only a grid study has them")
+    if not raw:
+        raise _fail(where, "search", "give at least one [[search]] table")
+    parts = tuple(_parse_search(where, part, sampler, constants, f"search[{i}]") for i, part in enumerate(raw))
+    names = set(parts[0])
+    for i, part in enumerate(parts[1:], start=1):
+        if set(part) != names:
+            odd = sorted(set(part) ^ names)[0]
+            raise _fail(where, f"search[{i}].{odd}", "every [[search]] table must list the same parameters "
+                        f"({', '.join(sorted(names))}): give one value where a part fixes it")  # fmt: skip
+    hull = {name: tuple(dict.fromkeys(v for part in parts for v in part[name])) for name in sorted(names)}
+    return hull, parts
+
+
+def _parse_search(where: str, raw: Any, sampler: str, constants: dict[str, Any], section: str = "search") -> dict:
+    search = _check_keys(where, section, raw if raw is not None else {}, tuple(HYPERPARAMETERS))
     out: dict[str, Any] = {}
     for name, value in search.items():
-        key = f"search.{name}"
+        key = f"{section}.{name}"
         if name in constants:
             raise _fail(where, key, "also set in [training]: a parameter is either constant or searched, remove one")
         if isinstance(value, dict):
@@ -366,7 +454,7 @@ def _parse_search(where: str, raw: Any, sampler: str, constants: dict[str, Any])
     ):
         raise _fail(where, "search.num_gpus", f"a {sampler} study cannot search GPU counts: set num_gpus in [training]")
     if sampler == "grid" and not out:
-        raise _fail(where, "search", "a grid study needs at least one searched parameter, e.g. batch_size = [128, 256]")
+        raise _fail(where, section, "a grid study needs at least one searched parameter, e.g. batch_size = [128, 256]")
     return out
 
 
@@ -376,7 +464,12 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> StudySpec:
     study = _parse_study(where, raw)
     training = _check_keys(where, "training", raw.get("training", {}), tuple(HYPERPARAMETERS))
     constants = {name: _hyper(where, f"training.{name}", value) for name, value in training.items()}
-    search = _parse_search(where, raw.get("search"), study["sampler"], constants)
+    raw_search = raw.get("search")
+    parts: tuple[dict, ...] = ()
+    if isinstance(raw_search, list):
+        search, parts = _parse_parts(where, raw_search, study["sampler"], constants)
+    else:
+        search = _parse_search(where, raw_search, study["sampler"], constants)
     for name, (_, default, _, _) in HYPERPARAMETERS.items():
         if name not in search:
             constants.setdefault(name, default)
@@ -387,6 +480,7 @@ def parse_spec(raw: dict[str, Any], where: str = "<spec>") -> StudySpec:
         trainer=_parse_trainer(where, raw.get("trainer")),
         constants=dict(sorted(constants.items())),
         search=search,
+        parts=parts,
         source_path=None,
     )
 

@@ -12,7 +12,26 @@ import numpy as np
 from tornadostudy.data.prepare import FORMAT_VERSION, MANIFEST_NAME
 from tornadostudy.errors import DataError
 
-__all__ = ["PreparedData", "is_prepared"]
+__all__ = ["EpochSet", "PreparedData", "is_prepared"]
+
+
+@dataclass(frozen=True)
+class EpochSet:
+    """What one epoch of a trial trains on: the rows it reads, how many passes over them, and so the
+    samples an epoch sees and their share of tornadic storms (logged with every trial)."""
+
+    set_multiplier: int  # which prepared set is read: k (pre) or 1 (live, augmented as it trains)
+    passes: int  # passes over that set per epoch: 1 (pre) or k (live)
+    rows: int
+    positives: int
+
+    @property
+    def samples(self) -> int:
+        return self.rows * self.passes
+
+    @property
+    def positive_fraction(self) -> float:
+        return self.positives / self.rows if self.rows else 0.0
 
 
 def is_prepared(folder: Path) -> bool:
@@ -79,8 +98,22 @@ class PreparedData:
         return self._load(entry["x"], entry["y"], entry["size"])
 
     def train_original(self) -> tuple[np.ndarray, np.ndarray]:
-        """The un-augmented training set (for live augmentation)."""
+        """The training storms as read, before balancing and augmentation."""
         return self._load("train_x.npy", "train_y.npy", self.manifest["counts"]["train"])
+
+    def epoch_set(self, multiplier: int, augmentation: str) -> EpochSet:
+        """The rows an epoch of (multiplier, augmentation) trains on. Pre-augmented: one pass over the stored
+        k× set. Live (on the device or on the CPU): k passes over the balanced 1× set, every pass freshly
+        augmented. Both see the same balance, the same samples per epoch and the same positive fraction."""
+        live = augmentation != "pre"
+        key = 1 if live else multiplier
+        entry = self.manifest["train_sets"].get(str(key))
+        if entry is None:
+            raise DataError(
+                f"{self.root}: no training set for data multiplier {key} "
+                f"(prepared: {', '.join(map(str, self.multipliers))}): prepare with --multipliers including it"
+            )
+        return EpochSet(key, multiplier if live else 1, int(entry["size"]), int(entry["positives"]))
 
     def test(self) -> tuple[np.ndarray, np.ndarray]:
         entry = self.manifest["test"]

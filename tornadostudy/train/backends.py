@@ -2,8 +2,12 @@
 
 Keras 3 picks its backend from ``KERAS_BACKEND`` when it is first imported (default ``tensorflow``).
 TensorFlow: a tf.data stream and ``tf.distribute`` (MirroredStrategy over several GPUs).
-JAX (no TensorFlow needed at all): one device; the training arrays go to the device once per trial and
-``lax.scan`` runs many steps per compiled call (tornadostudy/train/jax_loop.py).
+JAX (no TensorFlow needed at all): the training arrays go to the trial's devices once per trial and
+``lax.scan`` runs many steps per compiled call; over several devices each batch is split between them
+(data parallelism with ``jax.sharding``: tornadostudy/train/jax_loop.py).
+
+Either backend can be given the devices a trial spreads over (``devices=``): the GPUs by default, or, in
+tests, logical CPU devices, so the multi-device path runs on a machine without GPUs.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from collections.abc import Iterator
 import numpy as np
 
 from tornadostudy.errors import TrainingError
+from tornadostudy.train.batches import batch_rows
 
-__all__ = ["JaxBackend", "TensorFlowBackend", "batch_rows", "compilation_cache_dir", "keras_backend", "numpy_batches"]
+__all__ = ["JaxBackend", "TensorFlowBackend", "compilation_cache_dir", "keras_backend", "numpy_batches"]
 
 
 def compilation_cache_dir(environ) -> str | None:
@@ -47,27 +52,14 @@ def keras_backend():
     )
 
 
-def batch_rows(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
-    """Endless full batches of row numbers from a stream of passes over ``n`` rows, each a fresh
-    permutation (tf.data's shuffle, repeat, batch). A batch's rows are in ascending order: kinder to a
-    memory-mapped array, and the same batch."""
-    rng = np.random.default_rng(seed)
-    pending = np.empty(0, dtype=np.int64)
-    while True:
-        if len(pending) < batch_size:
-            pending = np.concatenate([pending, rng.permutation(n)])
-            continue
-        rows, pending = np.sort(pending[:batch_size]), pending[batch_size:]
-        yield rows
+def numpy_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
+                  passes: int = 1) -> Iterator[tuple[np.ndarray, ...]]:  # fmt: skip
+    """:func:`~tornadostudy.train.batches.batch_rows` of ``x`` and ``y``."""
+    return ((x[rows], y[rows]) for rows in batch_rows(len(x), batch_size, seed, passes))
 
 
-def numpy_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray, ...]]:
-    """:func:`batch_rows` of ``x`` and ``y``."""
-    return ((x[rows], y[rows]) for rows in batch_rows(len(x), batch_size, seed))
-
-
-def _keras_fit(model, batches, *, epochs, initial_epoch, steps_per_epoch, callback, validation_data,
-               validation_batch_size) -> None:  # fmt: skip
+def fit_batches(model, batches, *, epochs, initial_epoch, steps_per_epoch, callback, validation_data,
+                validation_batch_size) -> None:  # fmt: skip
     """Keras's own loop over an endless stream of full batches cut into epochs."""
     model.fit(
         batches,
@@ -94,7 +86,8 @@ def _too_many_gpus(num_gpus: int, seen: int) -> TrainingError:
 class TensorFlowBackend:
     name = "tensorflow"
 
-    def __init__(self) -> None:
+    def __init__(self, devices: list[str] | None = None) -> None:
+        """``devices``: names of the devices a trial with N GPUs uses the first N of (default: the GPUs)."""
         import tensorflow as tf
 
         self.tf = tf
@@ -105,38 +98,43 @@ class TensorFlowBackend:
                 tf.config.experimental.set_memory_growth(gpu, True)
             except RuntimeError:
                 pass
+        self.devices = list(devices) if devices is not None else [f"/gpu:{i}" for i in range(len(self.gpus))]
 
     def strategy(self, num_gpus: int):
         """A distribution strategy: ``.scope()`` to build the model in, ``.num_replicas_in_sync``."""
         tf = self.tf
         if num_gpus == 0:
             return tf.distribute.OneDeviceStrategy("/cpu:0")
-        if num_gpus > len(self.gpus):
-            raise _too_many_gpus(num_gpus, len(self.gpus))
+        if num_gpus > len(self.devices):
+            raise _too_many_gpus(num_gpus, len(self.devices))
         if num_gpus == 1:
-            return tf.distribute.OneDeviceStrategy("/gpu:0")
-        return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(num_gpus)])
+            return tf.distribute.OneDeviceStrategy(self.devices[0])
+        # The batch size is the global batch: each replica trains on its share and the gradients are summed.
+        return tf.distribute.MirroredStrategy(self.devices[:num_gpus])
 
-    def stream(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
-        """One endless shuffled stream of full batches."""
+    def stream(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, passes: int = 1):
+        """Endless epochs of ``passes`` shuffled passes each, batched; an epoch's last batch may be smaller."""
         tf = self.tf
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        return dataset.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        return dataset.repeat(passes).batch(batch_size).repeat().prefetch(tf.data.AUTOTUNE)
 
-    def fit(self, model, x, y, *, batch_size, seed, **fit) -> None:
-        _keras_fit(model, self.stream(x, y, batch_size, seed), **fit)
+    def fit(self, model, x, y, *, batch_size, seed, passes=1, **fit) -> None:
+        fit_batches(model, self.stream(x, y, batch_size, seed, passes), **fit)
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
         return isinstance(exc, self.tf.errors.ResourceExhaustedError)
 
     def device_names(self, num_gpus: int) -> list[str]:
-        return [d.name for d in self.gpus[:num_gpus]] or ["cpu"]
+        return [d.name for d in self.gpus[:num_gpus]] or list(self.devices[:num_gpus]) or ["cpu"]
 
 
-class _OneDevice:
-    """The JAX counterpart of a one-device strategy: Keras places everything on JAX's default device."""
+class _JaxDevices:
+    """The JAX counterpart of a strategy: the trial's devices. Keras builds the model on the first (JAX's
+    default device); the device loop splits each batch over all of them."""
 
-    num_replicas_in_sync = 1
+    def __init__(self, devices) -> None:
+        self.devices = list(devices)
+        self.num_replicas_in_sync = len(self.devices)
 
     def scope(self):
         return contextlib.nullcontext()
@@ -145,7 +143,8 @@ class _OneDevice:
 class JaxBackend:
     name = "jax"
 
-    def __init__(self) -> None:
+    def __init__(self, devices=None) -> None:
+        """``devices``: the JAX devices a trial with N GPUs uses the first N of (default: the GPUs)."""
         import jax
 
         self.jax = jax
@@ -153,6 +152,7 @@ class JaxBackend:
             self.gpus = jax.devices("gpu")
         except RuntimeError:  # no GPU platform in this jaxlib or on this machine
             self.gpus = []
+        self.devices = list(devices) if devices is not None else list(self.gpus)
         self.gpu_names = [d.device_kind for d in self.gpus]
         cache = compilation_cache_dir(os.environ) if self.gpus else None
         if cache:
@@ -162,33 +162,27 @@ class JaxBackend:
             jax.config.update("jax_compilation_cache_dir", cache)
 
     def strategy(self, num_gpus: int):
-        if num_gpus > len(self.gpus):
-            raise _too_many_gpus(num_gpus, len(self.gpus))
-        if num_gpus > 1:
-            raise TrainingError(
-                f"the trial needs {num_gpus} GPUs: the keras trainer spreads a trial over several GPUs only "
-                "with TensorFlow (MirroredStrategy); run it on workers without KERAS_BACKEND=jax",
-                kind="gpus",
-                retryable=False,
-            )
-        # Keras places a trial on JAX's default device: the GPU, or the CPU for a cell that asked for none.
-        device = self.gpus[0] if num_gpus else self.jax.devices("cpu")[0]
-        self.jax.config.update("jax_default_device", device)
-        return _OneDevice()
+        if num_gpus > len(self.devices):
+            raise _too_many_gpus(num_gpus, len(self.devices))
+        # Keras places a trial on JAX's default device: the (first) GPU, or the CPU for a cell that asked for none.
+        devices = self.devices[:num_gpus] if num_gpus else self.jax.devices("cpu")[:1]
+        self.jax.config.update("jax_default_device", devices[0])
+        self._devices = devices
+        return _JaxDevices(devices)
 
-    def fit(self, model, x, y, *, batch_size, seed, **fit) -> None:
-        """The training arrays on the device and many steps per compiled call (train/jax_loop.py), or
-        with ``TORNADOSTUDY_JAX_FIT=keras`` Keras's own ``fit`` over a numpy batch stream."""
-        if os.environ.get("TORNADOSTUDY_JAX_FIT", "device") == "keras":
-            _keras_fit(model, numpy_batches(x, y, batch_size, seed), **fit)
+    def fit(self, model, x, y, *, batch_size, seed, passes=1, **fit) -> None:
+        """The training arrays on the trial's devices and many steps per compiled call (train/jax_loop.py), or
+        with ``TORNADOSTUDY_JAX_FIT=keras`` Keras's own ``fit`` over a numpy batch stream (one device only)."""
+        if os.environ.get("TORNADOSTUDY_JAX_FIT", "device") == "keras" and len(self._devices) == 1:
+            fit_batches(model, numpy_batches(x, y, batch_size, seed, passes), **fit)
             return
         from tornadostudy.train.jax_loop import fit_on_device
 
         fit["callback"].set_model(model)
-        fit_on_device(model, x, y, batch_size=batch_size, seed=seed, **fit)
+        fit_on_device(model, x, y, batch_size=batch_size, seed=seed, passes=passes, devices=self._devices, **fit)
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
         return "RESOURCE_EXHAUSTED" in str(exc)
 
     def device_names(self, num_gpus: int) -> list[str]:
-        return [str(d) for d in self.gpus[:num_gpus]] or ["cpu"]
+        return [str(d) for d in self.devices[:num_gpus]] or ["cpu"]
