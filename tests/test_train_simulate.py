@@ -28,7 +28,7 @@ def test_deterministic_curves_and_callbacks(prepared_small):
     assert a.epochs == b.epochs and ra.test == rb.test
     assert {"loss", "accuracy", "epoch_time_s", "val_loss", "val_accuracy"} <= set(a.epochs[0][1])
     assert ra.wall_time_s == pytest.approx(sum(ra.times.values()))
-    assert set(ra.times) == {"data_s", "first_epoch_s", "steady_epochs_s", "test_s"}
+    assert set(ra.times) == {"data_s", "first_epoch_s", "steady_epochs_s", "eval_s", "test_s"}
     metrics = ra.metrics()
     assert {"wall_time_s", "test_auc", "test_accuracy", "test_csi", "train_loss"} <= set(metrics)
 

@@ -29,8 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tornadostudy.data.labels import LabelRule
-from tornadostudy.errors import SpecError, UserInputError
+from tornadostudy.errors import SpecError
 
 __all__ = [
     "HYPERPARAMETERS",
@@ -50,6 +49,10 @@ TRAINERS = ("keras", "simulate")
 # one); live_cpu: augmented batch by batch in host worker processes, as the paper's Keras ImageDataGenerator did.
 AUGMENTATIONS = ("pre", "live", "live_cpu")
 BALANCES = ("none", "oversample", "paper")
+# The label rule's choices (tornadostudy/data/labels.py applies the rule).
+LABEL_STATISTICS = ("max", "mean")
+LABEL_REGIONS = ("mask", "patch")
+LABEL_COMPARISONS = (">", ">=")
 PROFILES = ("quick", "paper")
 DIRECTIONS = ("maximize", "minimize")
 # Metrics a trial reports that can be optimised.
@@ -142,10 +145,9 @@ class DataSpec:
     label_threshold: float = 0.005
     label_comparison: str = ">"
 
-    @property
-    def label_rule(self) -> LabelRule:
-        return LabelRule(self.label_variable, self.label_statistic, self.label_region, self.label_threshold,
-                         self.label_comparison)  # fmt: skip
+    def label_fields(self) -> dict[str, Any]:
+        """The label rule as :class:`tornadostudy.data.labels.LabelRule`'s fields."""
+        return {key.removeprefix("label_"): getattr(self, key) for key in _LABEL}
 
 
 @dataclass(frozen=True)
@@ -346,10 +348,14 @@ def _parse_data(where: str, raw: Any) -> DataSpec:
         raise _fail(where, "data.storms", f"{spec.storms} is too few: give at least 10 (3000 for a quick study)")
     if spec.balance not in BALANCES:
         raise _fail(where, "data.balance", f"{spec.balance!r} is not valid: use one of {', '.join(BALANCES)}")
-    try:
-        spec.label_rule  # noqa: B018 (validates the rule)
-    except UserInputError as exc:
-        raise _fail(where, "data.label_*", f"{exc}") from None
+    for key, valid in (("label_statistic", LABEL_STATISTICS), ("label_region", LABEL_REGIONS),
+                       ("label_comparison", LABEL_COMPARISONS)):  # fmt: skip
+        if getattr(spec, key) not in valid:
+            raise _fail(where, f"data.{key}", f"{getattr(spec, key)!r} is not valid: use one of {', '.join(valid)}")
+    if not math.isfinite(spec.label_threshold):
+        raise _fail(where, "data.label_threshold", f"{spec.label_threshold} is not a finite number: give e.g. 0.005")
+    if not spec.label_variable:
+        raise _fail(where, "data.label_variable", "empty: give a per-pixel variable such as RVORT1_MAX_future")
     if spec.source != "synthetic" and "storms" in data:
         raise _fail(where, "data.storms", 'only applies to source = "synthetic"')
     return spec

@@ -14,12 +14,11 @@ from typing import Any
 import numpy as np
 
 from tornadostudy.errors import UserInputError
+from tornadostudy.spec import LABEL_COMPARISONS, LABEL_REGIONS, LABEL_STATISTICS
 
 __all__ = ["COMPARISONS", "REGIONS", "STATISTICS", "LabelRule"]
 
-STATISTICS = ("max", "mean")
-REGIONS = ("mask", "patch")
-COMPARISONS = (">", ">=")
+STATISTICS, REGIONS, COMPARISONS = LABEL_STATISTICS, LABEL_REGIONS, LABEL_COMPARISONS
 _COMPARE = {">": operator.gt, ">=": operator.ge}
 
 

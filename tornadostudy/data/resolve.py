@@ -34,13 +34,13 @@ def _prepare_into(source: Path, out: Path, multipliers: tuple[int, ...], data_sp
 
     log.info("preparing %s → %s (multipliers %s)", source, out, multipliers)
     prepare(PrepareOptions(source=source, out=out, multipliers=multipliers, seed=data_spec.seed,
-                           balance=data_spec.balance, label_rule=data_spec.label_rule, overwrite=True))  # fmt: skip
+                           balance=data_spec.balance, label_rule=LabelRule(**data_spec.label_fields()), overwrite=True))  # fmt: skip
 
 
 def _variant(data_spec, needed: tuple[int, ...]) -> str:
     """The part of a cached folder's name that says how it was prepared (the default label rule adds nothing,
     so folders prepared before the rule could be set keep their names)."""
-    rule = data_spec.label_rule
+    rule = LabelRule(**data_spec.label_fields())
     tag = "" if rule == LabelRule() else "-label" + hashlib.sha256(json.dumps(rule.to_dict()).encode()).hexdigest()[:8]
     return f"{data_spec.balance}{tag}-k{'-'.join(map(str, needed))}"
 
@@ -60,10 +60,10 @@ def _check_prepared(source: Path, data_spec, needed: tuple[int, ...]) -> None:
             f"data.balance {data_spec.balance!r}: {source} was prepared with --balance {manifest.get('balance')}: "
             f"set balance = {manifest.get('balance')!r} in the spec or prepare again with --balance {data_spec.balance}"
         )
-    if LabelRule.from_dict(manifest["label_rule"]) != data_spec.label_rule:
+    if LabelRule.from_dict(manifest["label_rule"]) != LabelRule(**data_spec.label_fields()):
         raise DataError(
             f"data.label_*: {source} was labelled by {manifest.get('label_rule_text')!r}, the spec asks for "
-            f"{data_spec.label_rule.describe()!r}: make them agree or prepare the folder again"
+            f"{LabelRule(**data_spec.label_fields()).describe()!r}: make them agree or prepare the folder again"
         )
 
 

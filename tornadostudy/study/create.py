@@ -53,12 +53,9 @@ def needed_multipliers(spec: StudySpec) -> set[int]:
 
 
 def _grid_cells(spec: StudySpec) -> list[tuple[int, dict, int | None, float]]:
-    # Cell ids follow GridSampler's own grid ids, so Optuna's view of the grid agrees with ours.
-    sampler = make_sampler(spec)
-    names = sampler._param_names
+    # Cell ids are GridSampler's grid ids (StudySpec.grid_cells), so Optuna's view of the grid agrees with ours.
     cells = []
-    for grid_id, values in enumerate(sampler._all_grids):
-        params = {**spec.constants, **dict(zip(names, values, strict=True))}
+    for grid_id, params in spec.grid_cells():
         gpus = params["num_gpus"] if "num_gpus" in spec.search else None
         cells.append((grid_id, params, gpus, cell_cost(params)))
     return cells

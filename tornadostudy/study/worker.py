@@ -168,7 +168,10 @@ class Worker:
             run_tags["retry_of_trial"] = claim.previous_trial
         if claim.previous_run_id:
             run_tags["retry_of_run"] = claim.previous_run_id
-        run_params = {**params, "per_replica_batch_size": trial_params.batch_size // max(trial_params.num_gpus, 1)}
+        rows = self.trainer.epoch_set(trial_params)
+        # What the cell trains on, so runs can be compared: samples per epoch and their share of tornadic storms.
+        run_params = {**params, "per_replica_batch_size": trial_params.batch_size // max(trial_params.num_gpus, 1),
+                      "train_samples": rows.samples, "train_positive_fraction": round(rows.positive_fraction, 4)}
         # The delivery thread makes the run and records its id on the trial; the trial does not wait. The
         # run key is derived from the trial: a reaper finds the run by it when this worker dies.
         run = self.tracker.open_trial_run(
@@ -379,8 +382,12 @@ def run_worker(opts: WorkerOptions) -> WorkerSummary:
     if os.environ.get("SLURM_ARRAY_TASK_ID"):
         # Hundreds of array tasks start in the same second: spread their first database round trips.
         time.sleep(random.uniform(0, opts.startup_jitter_s))
+    worker = None
     try:
-        return Worker(opts).run()
+        worker = Worker(opts)
+        return worker.run()
     finally:
+        if worker is not None and hasattr(worker.trainer, "close"):
+            worker.trainer.close()  # host augmentation processes, if a live_cpu trial started them
         for sig, handler in previous.items():
             signal.signal(sig, handler)
