@@ -26,22 +26,47 @@ def _with(**sections):
 
 
 @pytest.mark.parametrize(
-    "name, cells", [("quickstart", 16), ("paper-6.1", 432), ("paper-6.2", 3120), ("tpe-example", 30)]
-)
+    "name, cells",
+    [("quickstart", 16), ("paper-6.1", 279), ("paper-6.2", 130), ("extension-6.1-full-grid", 810),
+     ("extension-6.2-wide", 3120), ("tpe-example", 30)],
+)  # fmt: skip
 def test_shipped_studies_load(name, cells):
     spec = load_spec(STUDIES / f"{name}.toml")
     assert spec.name == name and spec.n_cells == cells
     assert StudySpec.from_json(spec.to_json()) == spec
+    if spec.sampler == "grid":
+        assert len(spec.cells()) == cells
 
 
-def test_paper_grids_match_table_1():
-    s61 = load_spec(STUDIES / "paper-6.1.toml")
-    assert s61.search["epochs"] == (5, 10, 15) and s61.search["num_gpus"] == (1, 2, 3, 4)
-    assert s61.search["batch_size"] == (128, 256, 512, 1024, 2048, 4096)
-    assert s61.search["augmentation"] == ("pre", "live") and s61.constants["learning_rate"] == 1e-3
-    s62 = load_spec(STUDIES / "paper-6.2.toml")
-    assert s62.search["epochs"] == (5, 10, 15, *range(100, 1001, 100))
-    assert s62.search["batch_size"] == tuple(2**k for k in range(7, 17))
+def _configuration(params) -> tuple:
+    return tuple(params[k] for k in ("augmentation", "epochs", "batch_size", "data_multiplier", "num_gpus"))
+
+
+@pytest.mark.parametrize(("name", "tables"), [("paper-6.1", (2, 3, 4, 5, 6, 7)), ("paper-6.2", (8, 9))])
+def test_the_paper_specs_hold_exactly_the_configurations_the_paper_ran(name, tables):
+    """Every configuration of the paper's tables is a cell, and every cell is in one of its tables."""
+    from tornadostudy.paper import paper_rows
+
+    spec = load_spec(STUDIES / f"{name}.toml")
+    ran = {_configuration(r.__dict__) for r in paper_rows() if r.table in tables}
+    cells = {_configuration(c) for c in spec.cells()}
+    assert cells == ran
+    assert spec.data.balance == "paper" and {c["learning_rate"] for c in spec.cells()} == {1e-3}
+
+
+def test_a_grid_of_several_parts_is_the_union_of_their_cells_with_gridsampler_ids():
+    raw = _with(search=None)
+    raw["search"] = [{"batch_size": [128, 256], "epochs": [5]}, {"batch_size": [256, 512], "epochs": [5, 10]}]
+    spec = parse_spec(raw)
+    cells = spec.grid_cells()
+    assert [(c["batch_size"], c["epochs"]) for _, c in cells] == [(128, 5), (256, 5), (256, 10), (512, 5), (512, 10)]
+    # ids index the product of the parameters' values (sorted names: batch_size, epochs) as GridSampler's do
+    assert [i for i, _ in cells] == [0, 2, 3, 4, 5]
+    assert spec.search == {"batch_size": (128, 256, 512), "epochs": (5, 10)} and spec.n_cells == 5
+    assert StudySpec.from_json(spec.to_json()) == spec
+    raw["search"][1] = {"batch_size": [512]}
+    with pytest.raises(SpecError, match=r"search\[1\]\.epochs: every \[\[search\]\] table must list the same"):
+        parse_spec(raw)
 
 
 def test_defaults_fill_the_constants():
@@ -149,3 +174,25 @@ def test_fingerprint_tracks_content_not_formatting(tmp_path):
     assert load_spec(a).fingerprint == load_spec(b).fingerprint
     b.write_text('[study]\nname="t"\n[search]\nbatch_size = [128, 512]\n')
     assert load_spec(a).fingerprint != load_spec(b).fingerprint
+
+
+def test_data_takes_the_balance_and_the_label_rule():
+    spec = parse_spec(_with(data={"balance": "paper", "label_statistic": "mean", "label_threshold": 0.008,
+                                  "label_comparison": ">="}))  # fmt: skip
+    assert spec.data.balance == "paper"
+    assert spec.data.label_fields() == {"variable": "RVORT1_MAX_future", "statistic": "mean", "region": "mask",
+                                        "threshold": 0.008, "comparison": ">="}  # fmt: skip
+    with pytest.raises(SpecError, match=r"data.balance: 'halves' is not valid: use one of none, oversample, paper"):
+        parse_spec(_with(data={"balance": "halves"}))
+    with pytest.raises(SpecError, match=r"data.label_region: 'disk' is not valid: use one of mask, patch"):
+        parse_spec(_with(data={"label_region": "disk"}))
+
+
+def test_live_cpu_and_the_simulator_profile_are_spec_values():
+    spec = parse_spec(_with(search={"augmentation": ["pre", "live", "live_cpu"]},
+                            trainer={"kind": "simulate", "profile": "paper", "train_samples": 138963}))  # fmt: skip
+    assert spec.trainer.profile == "paper" and spec.trainer.train_samples == 138963
+    with pytest.raises(SpecError, match="trainer: .*only apply to kind = \"simulate\""):
+        parse_spec(_with(trainer={"kind": "keras", "profile": "paper"}))
+    with pytest.raises(SpecError, match="trainer.profile: 'fast' is not valid: use one of quick, paper"):
+        parse_spec(_with(trainer={"kind": "simulate", "profile": "fast"}))

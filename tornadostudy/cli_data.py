@@ -86,14 +86,29 @@ def add_data_commands(sub: argparse._SubParsersAction, common: argparse.Argument
         "paper: each tornadic storm 18 more times, as the paper did (138,963 samples from the NCAR data)",
     )  # fmt: skip
     prep.add_argument("--split-date", type=date, default=dt.date(2015, 1, 1), help="first test run date")
-    prep.add_argument("--label-variable", default="RVORT1_MAX_future",
-                      help="per-pixel variable the label is computed from (default RVORT1_MAX_future)")
-    prep.add_argument("--label-statistic", choices=("max", "mean"), default="max",
-                      help="statistic of the variable over the region (default max, the paper's code)")
-    prep.add_argument("--label-region", choices=("mask", "patch"), default="mask",
-                      help="mask: the storm's pixels only (default); patch: all 32x32 pixels")
-    prep.add_argument("--label-threshold", type=float, default=0.005,
-                      help="a storm is tornadic when the statistic passes this (default 0.005)")
+    prep.add_argument(
+        "--label-variable",
+        default="RVORT1_MAX_future",
+        help="per-pixel variable the label is computed from (default RVORT1_MAX_future)",
+    )
+    prep.add_argument(
+        "--label-statistic",
+        choices=("max", "mean"),
+        default="max",
+        help="statistic of the variable over the region (default max, the paper's code)",
+    )
+    prep.add_argument(
+        "--label-region",
+        choices=("mask", "patch"),
+        default="mask",
+        help="mask: the storm's pixels only (default); patch: all 32x32 pixels",
+    )
+    prep.add_argument(
+        "--label-threshold",
+        type=float,
+        default=0.005,
+        help="a storm is tornadic when the statistic passes this (default 0.005)",
+    )
     prep.add_argument("--label-comparison", choices=(">", ">="), default=">",
                       help="how the statistic is compared with the threshold (default >)")  # fmt: skip
     prep.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")

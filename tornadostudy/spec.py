@@ -212,9 +212,7 @@ class StudySpec:
         if self.parts:
             repeats = {"repeat": tuple(range(self.repeats))} if self.repeats > 1 else {}
             members = {
-                values
-                for part in self.parts
-                for values in itertools.product(*({**part, **repeats}[n] for n in names))
+                values for part in self.parts for values in itertools.product(*({**part, **repeats}[n] for n in names))
             }
         return [
             (grid_id, {**self.constants, **dict(zip(names, values, strict=True))})
@@ -338,11 +336,7 @@ def _parse_data(where: str, raw: Any) -> DataSpec:
         seed=_typed(where, "data.seed", data.get("seed", 0), int),
         balance=_typed(where, "data.balance", data.get("balance", "none"), str),
         cache=_typed(where, "data.cache", data["cache"], str) if "cache" in data else None,
-        **{
-            key: _typed(where, f"data.{key}", data[key], type(getattr(DataSpec, key)))
-            for key in _LABEL
-            if key in data
-        },
+        **{key: _typed(where, f"data.{key}", data[key], type(getattr(DataSpec, key))) for key in _LABEL if key in data},
     )
     if spec.storms < 10:
         raise _fail(where, "data.storms", f"{spec.storms} is too few: give at least 10 (3000 for a quick study)")
@@ -377,7 +371,9 @@ def _parse_trainer(where: str, raw: Any) -> TrainerSpec:
         augment_workers=_typed(where, "trainer.augment_workers", trainer.get("augment_workers", 0), int),
         profile=_typed(where, "trainer.profile", trainer.get("profile", "quick"), str),
         train_samples=(
-            _typed(where, "trainer.train_samples", trainer["train_samples"], int) if "train_samples" in trainer else None
+            _typed(where, "trainer.train_samples", trainer["train_samples"], int)
+            if "train_samples" in trainer
+            else None
         ),
     )
     if kind != "simulate" and any(key in trainer for key in _SIMULATE_ONLY):

@@ -170,8 +170,12 @@ class Worker:
             run_tags["retry_of_run"] = claim.previous_run_id
         rows = self.trainer.epoch_set(trial_params)
         # What the cell trains on, so runs can be compared: samples per epoch and their share of tornadic storms.
-        run_params = {**params, "per_replica_batch_size": trial_params.batch_size // max(trial_params.num_gpus, 1),
-                      "train_samples": rows.samples, "train_positive_fraction": round(rows.positive_fraction, 4)}
+        run_params = {
+            **params,
+            "per_replica_batch_size": trial_params.batch_size // max(trial_params.num_gpus, 1),
+            "train_samples": rows.samples,
+            "train_positive_fraction": round(rows.positive_fraction, 4),
+        }
         # The delivery thread makes the run and records its id on the trial; the trial does not wait. The
         # run key is derived from the trial: a reaper finds the run by it when this worker dies.
         run = self.tracker.open_trial_run(

@@ -19,8 +19,8 @@ from tornadostudy.data.prepared import EpochSet, PreparedData
 from tornadostudy.errors import TrainingError
 from tornadostudy.train import batches
 from tornadostudy.train.backends import fit_batches
-from tornadostudy.train.host_augment import HostAugmenter
 from tornadostudy.train.checkpoint import TrialInterrupted, load_state, save_state
+from tornadostudy.train.host_augment import HostAugmenter
 from tornadostudy.train.params import TrialCallbacks, TrialContext, TrialParams, TrialResult
 from tornadostudy.train.scores import binary_scores
 
@@ -174,7 +174,8 @@ class KerasTrainer:
             spent = {
                 "data_s": data_s,
                 "first_epoch_s": first_end - fit_start + (fit_start - start - data_s) - first_eval,
-                "steady_epochs_s": (time.perf_counter() - first_end if epoch_ends else 0.0) - (evaluation["s"] - first_eval),
+                "steady_epochs_s": (time.perf_counter() - first_end if epoch_ends else 0.0)
+                - (evaluation["s"] - first_eval),
                 "eval_s": evaluation["s"],
                 "test_s": 0.0,
             }
