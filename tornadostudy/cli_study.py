@@ -111,6 +111,14 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from tornadostudy.spec import load_spec
+    from tornadostudy.study.plan import plan_study
+
+    print(plan_study(load_spec(args.spec), args.array, args.train_samples).text())
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -131,6 +139,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         target=args.target,
         plots=not args.no_plots,
         pivot=Pivot(args.rows, args.cols, args.value, tuple(args.by or ()), args.agg) if all(pivot) else None,
+        paper=args.paper,
     )
     logs = opts.out is not None and opts.pivot is None and not args.no_log
     tracker = None
@@ -253,6 +262,16 @@ def add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argumen
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_cmd_status)
 
+    plan = sub.add_parser("plan", parents=[common],
+                          help="estimated node-hours per GPU count and makespan of a spec, before submitting")  # fmt: skip
+    plan.add_argument("spec", help="study spec file (studies/*.toml)")
+    plan.add_argument("--array", type=positive_int, default=1,
+                      help="array tasks per GPU count, as for submit (default 1)")  # fmt: skip
+    plan.add_argument("--train-samples", type=positive_int,
+                      help="size of the 1x training set (default: trainer.train_samples, else the NCAR data's for "
+                      "the spec's balance; the paper's: 138963)")  # fmt: skip
+    plan.set_defaults(handler=_cmd_plan)
+
     report = sub.add_parser("report", parents=[common], help="the paper's tables (or any pivot) from a study")
     report.add_argument("study", help="study name")
     report.add_argument("--storage", help=storage_help)
@@ -272,6 +291,9 @@ def add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argumen
     report.add_argument("--target", type=float, help="target skill value (default: within 1%% of the best trial)")
     report.add_argument("--no-plots", action="store_true", help="tables only (no figures, no MLflow reads)")
     report.add_argument("--no-log", action="store_true", help="do not log the report to the study's MLflow run")
+    report.add_argument("--paper", action="store_true",
+                        help="set the paper's value beside each cell of the paper's table layouts, with ours ÷ paper, "
+                        "and list what differs in set-up")  # fmt: skip
     report.add_argument("--rows", help="pivot: row parameter, e.g. batch_size")
     report.add_argument("--cols", help="pivot: column parameter, e.g. data_multiplier")
     report.add_argument("--value", help="pivot: metric, e.g. wall_time_s or test_auc")

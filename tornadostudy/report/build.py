@@ -47,6 +47,7 @@ class ReportOptions:
     target: float | None = None  # None: within 1 % of the best trial
     plots: bool = True
     pivot: Pivot | None = None
+    paper: bool = False  # the paper's value beside each cell of the paper layouts
 
     @property
     def draws_figures(self) -> bool:
@@ -102,6 +103,11 @@ def build_report(study: str, records: list[dict[str, Any]], params: list[str], o
         fastest = fastest_reaching(records, params, opts.skill, target)
         notes += _skill_notes(fastest, params, opts.skill, target, opts.target is not None)
     blocks = paper_blocks(records, opts.metrics)
+    if opts.paper and records:
+        from tornadostudy.report.beside_paper import LAYOUT_TABLES, beside_paper, setup_notes
+
+        blocks = [beside_paper(b, b.layout) if b.layout in LAYOUT_TABLES else b for b in blocks]
+        notes += setup_notes(records)
     report = Report("", blocks, notes)
     with tempfile.TemporaryDirectory(prefix="tornadostudy-report-") as scratch:
         if opts.draws_figures and records:

@@ -8,7 +8,7 @@ never reached) says so ("n/a", or "not reached" for time to target).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tornadostudy.errors import UserInputError
@@ -71,6 +71,8 @@ class Block:
     table: Any  # pandas.DataFrame of display strings (index = rows, columns = cols)
     numeric: Any  # pandas.DataFrame of the aggregate (NaN where missing or undefined)
     value: str = ""
+    where: dict[str, Any] = field(default_factory=dict)  # the by-parameters this table holds fixed
+    layout: str = ""  # the paper layout it reproduces, if any
 
 
 def _frame(records: list[dict[str, Any]]):
@@ -122,9 +124,11 @@ def _pivot(df, rows: str, cols: str, value: str, by: tuple[str, ...], agg: str, 
         table = cells["text"].unstack(cols).reindex(index=all_rows, columns=all_cols).astype(object).fillna("")
         stat = cells["stat"].unstack(cols).reindex(index=all_rows, columns=all_cols)
         table.index.name, table.columns.name = rows, cols
+        stat.index.name, stat.columns.name = rows, cols
         where = ", ".join(f"{b}={k}" for b, k in zip(by, key, strict=True))
         head = title or f"{value} ({agg}), {rows} × {cols}"
-        blocks.append(Block(head + (f" — {where}" if where else ""), table, stat, value))
+        fixed = {b: (k.item() if hasattr(k, "item") else k) for b, k in zip(by, key, strict=True)}
+        blocks.append(Block(head + (f" — {where}" if where else ""), table, stat, value, fixed))
     return blocks
 
 
@@ -160,7 +164,8 @@ def paper_blocks(records: list[dict[str, Any]], metrics: tuple[str, ...] | None 
                 continue
             name = METRIC_NAMES.get(value, value)
             title = f"{name}, {layout.rows} × {layout.cols} (paper {layout.name})"
-            blocks += _pivot(df, layout.rows, layout.cols, value, layout.by, "mean", title)
+            blocks += [replace(b, layout=layout.name)
+                       for b in _pivot(df, layout.rows, layout.cols, value, layout.by, "mean", title)]  # fmt: skip
     return blocks
 
 

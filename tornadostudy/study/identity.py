@@ -6,7 +6,22 @@ import os
 import socket
 from importlib import metadata
 
-__all__ = ["package_versions", "worker_id"]
+__all__ = ["cpu_description", "package_versions", "worker_id"]
+
+
+def cpu_description() -> str:
+    """The CPU a trial without GPUs ran on, e.g. ``36 CPUs (Intel(R) Xeon(R) Gold 6140 CPU @ 2.30GHz)``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 0
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{cpus} CPUs" + (f" ({model})" if model else "")
 
 
 def worker_id() -> str:

@@ -26,7 +26,9 @@ __all__ = [
 ]
 
 
-_REPORT_ATTRS = ("cell", "mlflow_run_id", "metrics")
+_REPORT_ATTRS = ("cell", "mlflow_run_id", "metrics", "info")
+# What a report takes from a trial's info: what it trained on, and on what.
+_REPORT_INFO = ("train_samples", "train_positive_fraction", "hardware", "versions")
 
 
 def completed_trials(handle: StudyHandle) -> list[dict[str, Any]]:
@@ -60,6 +62,8 @@ def completed_trials(handle: StudyHandle) -> list[dict[str, Any]]:
         value = json.loads(value_json)
         if key == "metrics":
             by_id[trial_id].update(value)
+        elif key == "info":
+            by_id[trial_id].update({k: value[k] for k in _REPORT_INFO if k in value})
         else:
             by_id[trial_id]["run_id" if key == "mlflow_run_id" else key] = value
     return list(by_id.values())

@@ -27,7 +27,7 @@ from tornadostudy.spool import Spool
 from tornadostudy.study import records
 from tornadostudy.study.costs import CostRefiner
 from tornadostudy.study.handle import StudyHandle, make_sampler
-from tornadostudy.study.identity import package_versions, worker_id
+from tornadostudy.study.identity import cpu_description, package_versions, worker_id
 from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers, stale_after_s
 from tornadostudy.study.storage import retrying
 from tornadostudy.tracking import Tracker, resolve_tracking_uri, trial_run_key
@@ -216,7 +216,10 @@ class Worker:
                                {f"info.{k}": v for k, v in result.info.items()})  # fmt: skip
         # The cell is the commit point of exactly-once: only the worker still holding it (and its trial
         # still RUNNING) may complete it; trial and cell complete in one transaction.
-        results = {"metrics": metrics, "info": result.info}
+        setup = {"hardware": self.tags["gpu_names"] if trial_params.num_gpus else cpu_description(),
+                 "versions": ", ".join(f"{k[8:]} {v}" for k, v in self.tags.items()
+                                       if k.startswith("version.") and k != "version.tornadostudy")}  # fmt: skip
+        results = {"metrics": metrics, "info": {**result.info, **setup}}
         if not retrying(lambda: records.complete_trial(cells, name, claim.cell, self.id, trial_id, number, values,
                                                        results), what="report the trial"):  # fmt: skip
             self._discard(number, run, summary)
