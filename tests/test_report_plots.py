@@ -46,8 +46,12 @@ def test_every_figure_of_a_full_study(tmp_path):
 
     figs = make_figures(records(), PARAMS, tmp_path, skill="test_accuracy", target=0.94, read_curve=read)
     names = sorted(p.name for _, p in figs.made)
-    assert names == ["curves_by_batch_size.png", "curves_by_num_gpus.png", "pareto.png", "speedup_vs_gpus.png",
-                     "wall_vs_batch.png"]  # fmt: skip
+    assert names == ["accuracy_vs_epochs.png", "curves_by_batch_size.png", "curves_by_num_gpus.png", "pareto.png",
+                     "speedup_vs_gpus.png", "wall_vs_batch.png"]  # fmt: skip
+    captions = dict((p.name, c) for c, p in figs.made)
+    assert "paper Figure 6" in captions["curves_by_num_gpus.png"]
+    assert "paper Figure 7" in captions["curves_by_batch_size.png"]
+    assert "Figure 8" in captions["accuracy_vs_epochs.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for _, p in figs.made) and figs.skipped == []
     # Curves are read only for the runs a figure shows: one per GPU count and one per batch size.
     assert len(asked) == 4 and {k for _, k in asked} == {"accuracy"}
@@ -61,7 +65,7 @@ def test_figures_whose_dimension_does_not_vary_are_skipped_with_the_reason(tmp_p
     assert "speedup_vs_gpus: num_gpus does not vary in this study" in figs.skipped
     assert "curves_by_num_gpus: num_gpus does not vary in this study" in figs.skipped
     assert any(s.startswith("curves_by_batch_size: no 'accuracy' history") for s in figs.skipped)
-    assert sorted(p.name for _, p in figs.made) == ["pareto.png", "wall_vs_batch.png"]
+    assert sorted(p.name for _, p in figs.made) == ["accuracy_vs_epochs.png", "pareto.png", "wall_vs_batch.png"]
 
 
 @pytest.mark.parametrize("skill", ["test_accuracy", "test_far"])
@@ -69,3 +73,12 @@ def test_pareto_works_for_either_direction(tmp_path, skill):
     recs = [dict(r, test_far=1 - r["test_accuracy"]) for r in records()]
     figs = make_figures(recs, PARAMS, tmp_path, skill=skill, target=0.5)
     assert "pareto.png" in [p.name for _, p in figs.made]
+
+
+def test_figure_8_draws_the_papers_table_8_beside_ours(tmp_path):
+    recs = [{"trial": i, "augmentation": "pre", "batch_size": bs, "data_multiplier": 1, "epochs": ep, "num_gpus": 2,
+             "wall_time_s": ep, "test_accuracy": 0.8 + ep / 10000}
+            for i, (bs, ep) in enumerate((bs, ep) for bs in (128, 256) for ep in (5, 10, 100))]  # fmt: skip
+    figs = make_figures(recs, PARAMS, tmp_path, skill="test_accuracy", target=0.8, paper=True)
+    caption = next(c for c, p in figs.made if p.name == "accuracy_vs_epochs.png")
+    assert caption.endswith("the paper's dashed")

@@ -42,20 +42,20 @@ def paper_ratios(block: Block, layout: str) -> list[tuple[dict[str, Any], float,
 def beside_paper(block: Block, layout: str) -> Block:
     """``block`` with each cell as ``ours / paper (ours÷paper×)``; cells the paper lacks are left as they are."""
     text = block.table.copy()
-    hits = 0
+    tables: set[int] = set()
     for row, col, params, ours in _cells(block):
         found = paper_value(block.value, params, LAYOUT_TABLES[layout])
         if found is None:
             continue
-        hits += 1
+        tables.add(found[0])
         paper = found[1]
         mine = text.loc[row, col] or "—"
         ratio = f" ({ours / paper:.2f}×)" if math.isfinite(ours) and paper else ""
         text.loc[row, col] = f"{mine} / {paper:.4g}{ratio}"
-    if not hits:
+    if not tables:
         return block
-    tables = ", ".join(str(t) for t in LAYOUT_TABLES[layout])
-    return replace(block, title=f"{block.title} — ours / paper (ours ÷ paper), paper Table(s) {tables}", table=text)
+    named = ", ".join(str(t) for t in sorted(tables))
+    return replace(block, title=f"{block.title} — ours / paper (ours ÷ paper), paper Table {named}", table=text)
 
 
 def setup_notes(records: list[dict[str, Any]]) -> list[str]:

@@ -113,7 +113,7 @@ def build_report(study: str, records: list[dict[str, Any]], params: list[str], o
         if opts.draws_figures and records:
             folder = (opts.out / "figures") if opts.out else Path(scratch)
             report.figures = make_figures(records, params, folder, skill=opts.skill, target=target,
-                                          read_curve=read_curve, fastest=fastest)  # fmt: skip
+                                          read_curve=read_curve, fastest=fastest, paper=opts.paper)  # fmt: skip
             notes += [f"Figure not drawn — {why}." for why in report.figures.skipped]
         empty = "(no completed trials yet)" if not records else (
             "No paper table layout fits this study: none of batch_size, data_multiplier, epochs, num_gpus varies. "

@@ -107,9 +107,10 @@ def _curves(df, params, group: str, metric: str, read: CurveReader | None, out: 
         figures.skipped.append(f"{name}: no {metric!r} history in the tracking server for this slice")
         return
     ax.xaxis.get_major_locator().set_params(integer=True)
-    _finish(fig, ax, fixed, out, name, f"{metric} per epoch by {group}",
-            f"Training {metric} per epoch, grouped by {group} (paper Figures 6–8)", figures,
-            xlabel="epoch", ylabel=metric)  # fmt: skip
+    figure = {"num_gpus": "paper Figure 6", "batch_size": "paper Figure 7"}[group]
+    _finish(fig, ax, fixed, out, name, f"Training {metric} per epoch by {group}",
+            f"Training {metric} per epoch, one line per {group} ({figure})", figures,
+            xlabel="epoch", ylabel=f"training {metric}")  # fmt: skip
 
 
 def _per_line_figure(df, params, name: str, x: str, lines: str, figures: Figures):
@@ -160,6 +161,35 @@ def _speedup(df, params, out: Path, figures: Figures) -> None:
             xlabel="GPUs", ylabel=f"speed-up over {base} GPU(s)")  # fmt: skip
 
 
+def _accuracy_vs_epochs(df, params, out: Path, figures: Figures, paper: bool) -> None:
+    """Test accuracy of the trained model against the epochs trained, one line per batch size: the paper's
+    Table 8 as a figure (its Figure 8); with ``paper``, the paper's own lines dashed beside ours."""
+    name = "accuracy_vs_epochs"
+    if "test_accuracy" not in df.columns or "batch_size" not in df.columns:
+        figures.skipped.append(f"{name}: the trials have no test_accuracy or batch_size")
+        return
+    made = _per_line_figure(df, params, name, "epochs", "batch_size", figures)
+    if made is None:
+        return
+    part, fixed, fig, ax = made
+    for i, (bs, rows) in enumerate(part.groupby("batch_size", sort=True)):
+        mean = rows.groupby("epochs")["test_accuracy"].mean()
+        ax.plot(mean.index, mean.values, marker="o", ms=3, color=f"C{i % 10}", label=f"batch_size={bs}")
+        if paper:
+            from tornadostudy.paper import paper_value
+
+            cell = {**fixed, "batch_size": bs}
+            theirs = [(e, paper_value("test_accuracy", {**cell, "epochs": e}, (8,))) for e in mean.index]
+            theirs = [(e, found[1]) for e, found in theirs if found]
+            if theirs:
+                ax.plot(*zip(*theirs, strict=True), ls="--", lw=1, color=f"C{i % 10}", label=f"paper, {bs}")
+    if part["epochs"].max() > 10 * part["epochs"].min():
+        ax.set_xscale("log")
+    caption = "Test accuracy vs epochs trained, one line per batch size (paper Table 8 and Figure 8)"
+    _finish(fig, ax, fixed, out, name, "Test accuracy vs epochs", caption + (", the paper's dashed" if paper else ""),
+            figures, xlabel="epochs", ylabel="test accuracy")  # fmt: skip
+
+
 def _pareto(records, params, skill: str, target: float, fastest, out: Path, figures: Figures) -> None:
     cells = cell_means(records, params, ("wall_time_s", skill)).dropna(subset=["wall_time_s", skill])
     if cells.empty:
@@ -186,7 +216,7 @@ def _pareto(records, params, skill: str, target: float, fastest, out: Path, figu
 
 def make_figures(records: list[dict[str, Any]], params: list[str], out: Path, *, skill: str, target: float,
                  curve_metric: str = "accuracy", read_curve: CurveReader | None = None,
-                 fastest: dict[str, Any] | None = None) -> Figures:  # fmt: skip
+                 fastest: dict[str, Any] | None = None, paper: bool = False) -> Figures:  # fmt: skip
     """Write every figure the study's dimensions allow into ``out``. ``fastest``: the configuration
     :func:`fastest_reaching` found, when the caller has it already."""
     import pandas as pd
@@ -204,6 +234,8 @@ def make_figures(records: list[dict[str, Any]], params: list[str], out: Path, *,
         _wall_vs_batch(df, params, out, figures)
     if {"num_gpus", "batch_size"} <= set(df.columns):
         _speedup(df, params, out, figures)
+    if "epochs" in df.columns:
+        _accuracy_vs_epochs(df, params, out, figures, paper)
     if fastest is None:
         fastest = fastest_reaching(records, params, skill, target)
     _pareto(records, params, skill, target, fastest, out, figures)

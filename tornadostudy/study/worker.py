@@ -216,7 +216,10 @@ class Worker:
                                {f"info.{k}": v for k, v in result.info.items()})  # fmt: skip
         # The cell is the commit point of exactly-once: only the worker still holding it (and its trial
         # still RUNNING) may complete it; trial and cell complete in one transaction.
-        setup = {"hardware": self.tags["gpu_names"] if trial_params.num_gpus else cpu_description(),
+        hardware = self.tags["gpu_names"] if trial_params.num_gpus else cpu_description()
+        if self.spec.trainer.kind == "simulate":
+            hardware = f"simulated ({self.spec.trainer.profile} profile)"
+        setup = {"hardware": hardware,
                  "versions": ", ".join(f"{k[8:]} {v}" for k, v in self.tags.items()
                                        if k.startswith("version.") and k != "version.tornadostudy")}  # fmt: skip
         results = {"metrics": metrics, "info": {**result.info, **setup}}
