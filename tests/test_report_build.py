@@ -16,7 +16,7 @@ def curve(run_id, key):
 def test_html_report_of_a_full_study_has_every_layout_and_at_least_four_figures(tmp_path):
     recs = records(gpus=(1, 2, 4))
     report = build_report("s", recs, PARAMS, ReportOptions(fmt="html", out=tmp_path), read_curve=curve)
-    layouts = {b.title.split("(paper ")[1].split(")")[0] for b in report.blocks}
+    layouts = {b.title.split("(paper ")[1].split(")")[0] for b in report.blocks if b.layout}
     assert layouts == {"Tables 2–5", "Table 6", "Table 7", "Tables 8–9"}
     assert len(report.figures.made) >= 4
     page = (tmp_path / "report.html").read_text()

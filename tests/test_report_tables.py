@@ -113,3 +113,17 @@ def test_time_to_target_is_wall_time_when_reached_and_says_not_reached_otherwise
     far = [dict(r, test_far=0.1 * i) for i, r in enumerate(records)]
     assert default_target(far, "test_far") == pytest.approx(0.0)
     assert fastest_reaching(far, params, "test_far", 0.15)["wall_time_s"] == 20.0
+
+
+def test_live_over_pre_ratios_compare_configurations_that_differ_only_in_augmentation():
+    from tornadostudy.report.tables import augmentation_ratio_blocks
+
+    recs = [{"augmentation": aug, "batch_size": bs, "epochs": ep, "data_multiplier": 1, "num_gpus": g,
+             "wall_time_s": ep * {"pre": 10, "live": 11, "live_cpu": 130 if g == 0 else 19}[aug]}
+            for aug in ("pre", "live", "live_cpu") for bs in (128, 256) for ep in (5, 10) for g in (0, 1)]  # fmt: skip
+    blocks = augmentation_ratio_blocks(recs, ["augmentation", "batch_size", "data_multiplier", "epochs", "num_gpus"])
+    assert [b.where for b in blocks] == [{"num_gpus": 0}, {"num_gpus": 1}]
+    cpu, gpu = (b.numeric for b in blocks)
+    assert cpu.loc[128, "live_cpu ÷ pre"] == pytest.approx(13.0) and gpu.loc[256, "live_cpu ÷ pre"] == pytest.approx(1.9)
+    assert gpu.loc[128, "live ÷ pre"] == pytest.approx(1.1) and blocks[0].table.loc[128, "live_cpu ÷ pre"] == "13×"
+    assert augmentation_ratio_blocks([r for r in recs if r["augmentation"] != "pre"], ["batch_size", "num_gpus"]) == []

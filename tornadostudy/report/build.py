@@ -18,6 +18,7 @@ from tornadostudy.report.tables import (
     TIME_TO_TARGET,
     Block,
     add_time_to_target,
+    augmentation_ratio_blocks,
     default_target,
     fastest_reaching,
     paper_blocks,
@@ -102,7 +103,7 @@ def build_report(study: str, records: list[dict[str, Any]], params: list[str], o
         records = add_time_to_target(records, opts.skill, target)
         fastest = fastest_reaching(records, params, opts.skill, target)
         notes += _skill_notes(fastest, params, opts.skill, target, opts.target is not None)
-    blocks = paper_blocks(records, opts.metrics)
+    blocks = paper_blocks(records, opts.metrics) + augmentation_ratio_blocks(records, params)
     if opts.paper and records:
         from tornadostudy.report.beside_paper import LAYOUT_TABLES, beside_paper, setup_notes
 

@@ -20,6 +20,7 @@ __all__ = [
     "Block",
     "Layout",
     "add_time_to_target",
+    "augmentation_ratio_blocks",
     "cell_means",
     "default_target",
     "fastest_reaching",
@@ -166,6 +167,41 @@ def paper_blocks(records: list[dict[str, Any]], metrics: tuple[str, ...] | None 
             title = f"{name}, {layout.rows} × {layout.cols} (paper {layout.name})"
             blocks += [replace(b, layout=layout.name)
                        for b in _pivot(df, layout.rows, layout.cols, value, layout.by, "mean", title)]  # fmt: skip
+    return blocks
+
+
+def augmentation_ratio_blocks(records: list[dict[str, Any]], params: list[str]) -> list[Block]:
+    """Wall time of each live mode ÷ pre-augmented, for configurations that differ in nothing else: one table
+    per GPU count, batch size × mode, each cell the mean ratio over the epochs and multipliers run (the paper:
+    live on the CPU cost ~13× pre on its CPU node and ~1.9× on one GPU, at batch 128)."""
+    import pandas as pd
+
+    df = _frame(records)
+    if df.empty or "augmentation" not in df.columns or "pre" not in set(df["augmentation"]):
+        return []
+    keys = [p for p in params if p in df.columns and p != "augmentation"]
+    if "batch_size" not in keys or "num_gpus" not in keys:
+        return []
+    wall = df.groupby([*keys, "augmentation"])["wall_time_s"].mean().unstack("augmentation")
+    modes = [m for m in wall.columns if m != "pre"]
+    if not modes:
+        return []
+    ratios = wall[modes].div(wall["pre"], axis=0).reset_index()
+    blocks = []
+    for gpus, part in ratios.groupby("num_gpus", sort=True):
+        mean = part.groupby("batch_size")[modes].mean()
+        count = part.groupby("batch_size")[modes].count()
+        if count.to_numpy().sum() == 0:
+            continue
+        text = pd.DataFrame(
+            [[f"{v:.3g}×" if n else "" for v, n in zip(mean.loc[bs], count.loc[bs], strict=True)] for bs in mean.index],
+            index=mean.index, columns=[f"{m} ÷ pre" for m in modes],
+        )  # fmt: skip
+        numeric = mean.set_axis([f"{m} ÷ pre" for m in modes], axis=1)
+        text.index.name = numeric.index.name = "batch_size"
+        text.columns.name = numeric.columns.name = "augmentation"
+        title = f"Wall time, live augmentation ÷ pre-augmented (mean over epochs and multipliers) — num_gpus={gpus}"
+        blocks.append(Block(title, text, numeric, "wall_time_ratio", {"num_gpus": gpus}))
     return blocks
 
 
