@@ -35,17 +35,20 @@ def test_the_fitted_profile_reproduces_every_wall_time_table():
         assert statistics.median(errs) < TOLERANCE, (table, statistics.median(errs))
     # the shape the paper found: the CPU's live augmentation costs ~13x pre at batch 128, one GPU's ~1.9x
     cell = {"epochs": 5, "batch_size": 128, "data_multiplier": 1}
-    cpu = paper_seconds(**cell, num_gpus=0, augmentation="live_cpu") / paper_seconds(**cell, num_gpus=0,
-                                                                                     augmentation="pre")
-    gpu = paper_seconds(**cell, num_gpus=1, augmentation="live_cpu") / paper_seconds(**cell, num_gpus=1,
-                                                                                     augmentation="pre")
+    cpu = paper_seconds(**cell, num_gpus=0, augmentation="live_cpu") / paper_seconds(
+        **cell, num_gpus=0, augmentation="pre"
+    )
+    gpu = paper_seconds(**cell, num_gpus=1, augmentation="live_cpu") / paper_seconds(
+        **cell, num_gpus=1, augmentation="pre"
+    )
     assert 10 < cpu < 16 and 1.5 < gpu < 2.3
 
 
 def _simulated_paper_spec(folder: Path) -> Path:
     text = (STUDIES / "paper-6.1.toml").read_text()
     text = text.replace('source = "track_data_ncar_ams_3km_nc_small"', "storms = 300")
-    text = text.replace('kind = "keras"', f'kind = "simulate"\nprofile = "paper"\ntrain_samples = {PAPER_TRAIN_SAMPLES}')
+    simulated = f'kind = "simulate"\nprofile = "paper"\ntrain_samples = {PAPER_TRAIN_SAMPLES}'
+    text = text.replace('kind = "keras"', simulated)
     path = folder / "paper-6.1-simulated.toml"
     path.write_text(text)
     return path

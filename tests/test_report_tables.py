@@ -124,6 +124,7 @@ def test_live_over_pre_ratios_compare_configurations_that_differ_only_in_augment
     blocks = augmentation_ratio_blocks(recs, ["augmentation", "batch_size", "data_multiplier", "epochs", "num_gpus"])
     assert [b.where for b in blocks] == [{"num_gpus": 0}, {"num_gpus": 1}]
     cpu, gpu = (b.numeric for b in blocks)
-    assert cpu.loc[128, "live_cpu ÷ pre"] == pytest.approx(13.0) and gpu.loc[256, "live_cpu ÷ pre"] == pytest.approx(1.9)
+    assert cpu.loc[128, "live_cpu ÷ pre"] == pytest.approx(13.0)
+    assert gpu.loc[256, "live_cpu ÷ pre"] == pytest.approx(1.9)
     assert gpu.loc[128, "live ÷ pre"] == pytest.approx(1.1) and blocks[0].table.loc[128, "live_cpu ÷ pre"] == "13×"
     assert augmentation_ratio_blocks([r for r in recs if r["augmentation"] != "pre"], ["batch_size", "num_gpus"]) == []

@@ -192,7 +192,7 @@ def test_live_cpu_and_the_simulator_profile_are_spec_values():
     spec = parse_spec(_with(search={"augmentation": ["pre", "live", "live_cpu"]},
                             trainer={"kind": "simulate", "profile": "paper", "train_samples": 138963}))  # fmt: skip
     assert spec.trainer.profile == "paper" and spec.trainer.train_samples == 138963
-    with pytest.raises(SpecError, match="trainer: .*only apply to kind = \"simulate\""):
+    with pytest.raises(SpecError, match=r'trainer: .*only apply to kind = "simulate"'):
         parse_spec(_with(trainer={"kind": "keras", "profile": "paper"}))
-    with pytest.raises(SpecError, match="trainer.profile: 'fast' is not valid: use one of quick, paper"):
+    with pytest.raises(SpecError, match=r"trainer\.profile: 'fast' is not valid: use one of quick, paper"):
         parse_spec(_with(trainer={"kind": "simulate", "profile": "fast"}))

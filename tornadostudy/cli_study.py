@@ -262,8 +262,8 @@ def add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argumen
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_cmd_status)
 
-    plan = sub.add_parser("plan", parents=[common],
-                          help="estimated node-hours per GPU count and makespan of a spec, before submitting")  # fmt: skip
+    plan_help = "estimated node-hours per GPU count and makespan of a spec, before submitting"
+    plan = sub.add_parser("plan", parents=[common], help=plan_help)
     plan.add_argument("spec", help="study spec file (studies/*.toml)")
     plan.add_argument("--array", type=positive_int, default=1,
                       help="array tasks per GPU count, as for submit (default 1)")  # fmt: skip

@@ -21,7 +21,7 @@ from tornadostudy.paper import PAPER_TRAIN_SAMPLES
 from tornadostudy.paper.profile import paper_seconds
 from tornadostudy.spec import Range, StudySpec
 
-__all__ = ["GpuPlan", "NCAR_TRAIN_SAMPLES", "Plan", "plan_study"]
+__all__ = ["NCAR_TRAIN_SAMPLES", "GpuPlan", "Plan", "plan_study"]
 
 # The NCAR data's 1× training set (76,377 storms, 3,477 tornadic) after each balance mode.
 NCAR_STORMS = 121_137
