@@ -54,3 +54,16 @@ def test_submitted_jobs_are_recorded_and_shown(handle, tmp_path):
     assert (status["101"]["running"], status["101"]["pending"], status["101"]["done"]) == (2, 0, 1)
     assert (status["102"]["pending"], status["102"]["done"]) == (3, 0)
     assert (status["103"]["running"], status["103"]["done"]) == (1, 2)
+
+
+def test_a_cpu_array_takes_whole_nodes_and_a_gpu_array_four_cpus_unless_told(study_env, tmp_path):
+    folder, env = study_env
+    spec = load_spec(write_sim_spec(folder, name="cpu-and-gpu", search="num_gpus = [0, 1]\nbatch_size = [128]"))
+    create_study(spec, env["TORNADOSTUDY_STORAGE"], env["MLFLOW_TRACKING_URI"])
+    handle = StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"])
+    cpu, gpu = plan_jobs(handle, SubmitOptions(gpus=(0, 1), array=2, log_dir=str(tmp_path)))
+    # the paper's CPU runs had a whole 36-core node; a GPU task needs a few CPUs for its input pipeline
+    assert "#SBATCH --exclusive" in cpu.script and "--cpus-per-task" not in cpu.script
+    assert "#SBATCH --cpus-per-task=4" in gpu.script and "--exclusive" not in gpu.script
+    told = plan_jobs(handle, SubmitOptions(gpus=(0,), array=2, log_dir=str(tmp_path), cpus_per_task=8))
+    assert "#SBATCH --cpus-per-task=8" in told[0].script and "--exclusive" not in told[0].script

@@ -236,7 +236,9 @@ def add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argumen
     submit.add_argument("--partition")
     submit.add_argument("--time", help="time limit per task, e.g. 2:00:00")
     submit.add_argument("--account")
-    submit.add_argument("--cpus-per-task", type=positive_int, default=4)
+    submit.add_argument("--cpus-per-task", type=positive_int,
+                        help="CPUs per array task (default: 4 for a GPU task; a whole node, --exclusive, for a CPU "
+                        "task, as the paper's CPU runs)")  # fmt: skip
     submit.add_argument(
         "--workers-per-task",
         type=positive_int,

@@ -48,7 +48,7 @@ class SbatchJob:
     partition: str | None = None
     time: str | None = None
     account: str | None = None
-    cpus_per_task: int = 1
+    cpus_per_task: int | None = 1  # None: the whole node (--exclusive), as the paper's CPU runs
     extra: tuple[str, ...] = field(default_factory=tuple)
     # Worker processes per array task, sharing its GPUs (for trials too small to fill a GPU).
     workers_per_task: int = 1
@@ -77,7 +77,7 @@ def render_sbatch(job: SbatchJob) -> str:
     directives = [
         f"--job-name={job_name(job.study, job.gpus)}",
         f"--array=0-{job.array - 1}",
-        f"--cpus-per-task={job.cpus_per_task}",
+        f"--cpus-per-task={job.cpus_per_task}" if job.cpus_per_task else "--exclusive",
         f"--signal=B:USR1@{PRE_TIMEOUT_SIGNAL_S}",
         "--output=" + q(f"{job.log_dir}/%x-%A_%a.out"),
     ]

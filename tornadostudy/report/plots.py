@@ -149,11 +149,17 @@ def _speedup(df, params, out: Path, figures: Figures) -> None:
     if made is None:
         return
     part, fixed, fig, ax = made
+    # Speed-up over the fewest GPUs: CPU-only cells (0 GPUs) have no place on this axis.
+    part = part[part["num_gpus"] > 0]
     gpus = sorted(part["num_gpus"].unique())
+    if len(gpus) < 2:
+        _plt().close(fig)
+        figures.skipped.append("speedup_vs_gpus: fewer than two GPU counts above 0 in this study")
+        return
     base = gpus[0]
     for bs, rows in part.groupby("batch_size", sort=True):
         mean = rows.groupby("num_gpus")["wall_time_s"].mean()
-        if base in mean.index:
+        if base in mean.index and len(mean) > 1:  # a batch size run on one GPU count has no speed-up to draw
             ax.plot(mean.index, mean[base] / mean.values, marker="o", label=f"batch_size={bs}")
     ax.plot(gpus, [g / base for g in gpus], "k--", lw=1, label="ideal")
     _finish(fig, ax, fixed, out, "speedup_vs_gpus", "Speed-up vs GPU count",

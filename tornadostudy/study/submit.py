@@ -18,6 +18,9 @@ __all__ = ["SubmitOptions", "SubmittedJob", "gpu_counts", "job_status", "plan_jo
 log = logging.getLogger(__name__)
 
 
+GPU_TASK_CPUS = 4  # CPUs per GPU task unless --cpus-per-task: input pipeline and host work of a GPU trial
+
+
 @dataclass(frozen=True)
 class SubmitOptions:
     gpus: tuple[int, ...]
@@ -28,7 +31,8 @@ class SubmitOptions:
     extra: tuple[str, ...] = ()
     log_dir: str = "slurm-logs"
     tracking_uri: str | None = None
-    cpus_per_task: int = 1
+    # None: 4 CPUs for a GPU task; a whole node (--exclusive) for a CPU task, as the paper's CPU runs had.
+    cpus_per_task: int | None = None
     workers_per_task: int = 1
 
 
@@ -86,10 +90,12 @@ def plan_jobs(handle: StudyHandle, opts: SubmitOptions) -> list[SubmittedJob]:
         )
     jobs = []
     for gpus in chosen:
+        whole_node = opts.cpus_per_task is None and gpus == 0
+        cpus = opts.cpus_per_task or (None if whole_node else GPU_TASK_CPUS)
         job = SbatchJob(
             study=handle.name, gpus=gpus, array=opts.array, python=sys.executable, log_dir=log_dir,
             storage_url=handle.url, tracking_uri=tracking,
-            partition=opts.partition, time=opts.time, account=opts.account, cpus_per_task=opts.cpus_per_task,
+            partition=opts.partition, time=opts.time, account=opts.account, cpus_per_task=cpus,
             extra=opts.extra, workers_per_task=opts.workers_per_task, db_pool=pool,
         )  # fmt: skip
         jobs.append(SubmittedJob(gpus, render_sbatch(job)))
