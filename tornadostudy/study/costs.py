@@ -2,7 +2,7 @@
 
 Before any trial has run, the cost is the paper's rule of thumb (:func:`cell_cost`). As cells finish,
 workers refit it to the wall times actually seen: ``log(time) = log(prior) + X·w``, with X the log of
-epochs, data multiplier, batch size and GPUs (+1) and the augmentation mode, and ``w`` a ridge fit that
+epochs, data multiplier, batch size and GPUs (+1) and the augmentation mode (live, live_cpu), and ``w`` a ridge fit that
 starts at 0 (the prior) and moves only as far as the evidence pushes. Waiting cells get the new costs.
 """
 
@@ -38,6 +38,7 @@ def _features(params: dict) -> list[float]:
         math.log(params["batch_size"]),
         math.log(1 + params.get("num_gpus", 0)),
         1.0 if params.get("augmentation") == "live" else 0.0,
+        1.0 if params.get("augmentation") == "live_cpu" else 0.0,
     ]
 
 
