@@ -144,3 +144,18 @@ def test_a_merged_group_refused_for_good_is_retried_write_by_write_and_an_outage
     assert calls == ["batch", 1, 2, 3] and not spool.pending("run1")
     rejected = (tmp_path / "s" / "run1.rejected").read_text().splitlines()
     assert [json.loads(line)["step"] for line in rejected] == [2]
+
+
+def test_the_empty_folder_of_a_worker_that_is_gone_is_removed(tmp_path):
+    """A killed worker whose writes were all delivered leaves a folder with no writes: it is removed."""
+    host = socket.gethostname()
+    gone = Spool(tmp_path / f"{host}-{_dead_pid()}")
+    gone.touch_alive()
+    (gone.folder / "tracking_uri").write_text("sqlite:///m.db")
+    kept = Spool(tmp_path / f"{host}-{_dead_pid()}")  # a refused write stays for a person to look at
+    kept.touch_alive()
+    (kept.folder / "run9.rejected").write_text("{}\n")
+    mine = Spool(tmp_path / f"{host}-{os.getpid()}")  # a live worker's empty folder stays
+    mine.touch_alive()
+    assert Spool.adopt_orphans(tmp_path, "sqlite:///m.db", stale_s=300) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([kept.folder.name, mine.folder.name])

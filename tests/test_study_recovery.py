@@ -94,10 +94,12 @@ def test_a_worker_with_nothing_left_stays_to_run_again_the_cell_of_a_worker_kill
 
 
 def test_a_worker_presumed_lost_cannot_complete_its_old_cell(study_env):
+    """The last line of defence: a worker that never learns its cell was handed on (it sends no heartbeat)
+    trains to the end, and its result is refused."""
     folder, env = study_env
     # This worker sends no heartbeats during its trial, so a reaper presumes it lost after 1 s.
     silent = {**env, "TORNADOSTUDY_HEARTBEAT_S": "1000", "TORNADOSTUDY_STALE_AFTER_S": "1"}
-    spec, handle = _setup(folder, env, search="epochs = [150]\nbatch_size = [128]", time_scale=1.0)
+    spec, handle = _setup(folder, env, search="epochs = [20]\nbatch_size = [128]", time_scale=1.0)
     (zombie,) = start_workers(spec.name, 1, silent, "--max-trials", "1")
     _wait_running(handle)
     time.sleep(1.5)
@@ -193,3 +195,55 @@ def test_a_worker_killed_before_its_run_was_made_leaves_it_to_the_next_worker_wh
     assert {n: r.info.status for n, r in runs.items()} == {"0": "KILLED", "1": "FINISHED"}
     assert runs["0"].data.tags["fail_reason"] == "its worker was gone before closing the run"
     assert runs["1"].data.tags["retry_of_trial"] == "0" and "retry_of_run" not in runs["1"].data.tags
+
+
+def test_a_worker_whose_cell_is_handed_on_stops_its_trial_within_a_heartbeat(study_env):
+    """The cell is handed on while its worker still trains (a reaper presumed it lost): the worker's next
+    heartbeat finds the cell is no longer its own, the trial stops at its next batch boundary without writing
+    a checkpoint into the cell's folder, its run ends KILLED with the reason, and the worker claims again."""
+    from tornadostudy.study.recovery import reap_lost_workers
+
+    folder, env = study_env
+    beats = {**env, "TORNADOSTUDY_HEARTBEAT_S": "0.3", "TORNADOSTUDY_STALE_AFTER_S": "300"}
+    epochs = 400  # ~0.1 s of sleep per epoch: the whole trial would take minutes
+    spec, handle = _setup(folder, env, search=f"epochs = [{epochs}]\nbatch_size = [128]", time_scale=1.0)
+    (worker,) = start_workers(spec.name, 1, beats, "--max-trials", "1")
+    _wait_running(handle)
+    time.sleep(1.0)
+    # What a reaper does to a cell whose heartbeat it judged stale: hand it on.
+    assert reap_lost_workers(StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]), stale_s=0) == 1
+    ((code, _, err),) = wait_all([worker], timeout=120)
+    assert code == 0, err[-400:]
+    assert "handed on" in err and "stopping its trial" in err
+    (run,) = _runs(env, handle)
+    assert run.info.status == "KILLED" and run.data.tags["fail_reason"]
+    logged = Tracker(env["MLFLOW_TRACKING_URI"]).curve(run.info.run_id, "loss")
+    assert len(logged) < epochs / 4, f"it trained on for {len(logged)} epochs after its cell was handed on"
+    assert not any(handle.checkpoint_dir(0).glob("*")), "the new owner's checkpoint folder is left alone"
+    assert study_status(handle)["waiting"] == 1, "the cell waits for its next worker, its attempt spent"
+
+
+def test_staleness_is_judged_on_the_database_clock_not_the_workers(tmp_path, monkeypatch):
+    """Two workers' clocks disagree by minutes: no live worker is reaped, and no dead one is kept."""
+    from tornadostudy.study.cells import CellTable
+    from tornadostudy.study.storage import make_engine
+
+    cells = CellTable(make_engine(f"sqlite:///{tmp_path}/c.db"))
+    cells.create_schema()
+    cells.insert("s", [(0, {"epochs": 1}, None, 1.0), (1, {"epochs": 2}, None, 1.0)])
+    real = time.time
+
+    def clock(offset_s):  # this process's clock, as one worker or another would see it
+        monkeypatch.setattr(time, "time", lambda: real() + offset_s)
+
+    clock(+600)  # a worker whose clock runs 10 minutes fast claims, and dies
+    dead = cells.claim("s", 0, "fast-clock")
+    clock(-600)  # a worker whose clock runs 10 minutes slow claims, and lives
+    live = cells.claim("s", 0, "slow-clock")
+    assert {live.cell, dead.cell} == {0, 1}
+    time.sleep(1.2)
+    assert cells.heartbeat("s", live.cell, "slow-clock")
+    clock(0)  # the reaper's clock is right
+    reaped = cells.reap_stale("s", stale_after_s=1.0, max_attempts=3)
+    assert [r["cell"] for r in reaped] == [dead.cell]
+    assert {r["cell"]: r["state"] for r in cells.rows("s")} == {live.cell: "running", dead.cell: "waiting"}

@@ -224,11 +224,16 @@ class Spool:
 
     @classmethod
     def adopt_orphans(cls, root: Path, uri: str | None, stale_s: float, exclude: Path | None = None) -> list[Spool]:
-        """Take over the folders of processes that are gone and logged to ``uri`` (any URI if None)."""
+        """Take over the folders of processes that are gone and logged to ``uri`` (any URI if None). The folder
+        of a process that is gone with every write delivered is removed."""
         adopted = []
         fs_now = functools.cache(lambda: _fs_now(root))  # one probe per pass, and only if another host's folder
         for folder in cls.folders(root):
-            if folder == exclude or not any(folder.glob("*.jsonl")):
+            if folder == exclude:
+                continue
+            if not any(folder.glob("*.jsonl")):
+                if not cls.is_live(folder, stale_s, fs_now):
+                    cls(folder).remove_if_empty()  # kept only if it holds rejected writes
                 continue
             if uri is not None and cls.stored_uri(folder) not in (None, strip_password(uri)):
                 continue  # another tracking server's writes

@@ -13,7 +13,6 @@ States: waiting → running → complete | waiting (retry) | failed (attempts sp
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +57,12 @@ def _table(metadata):
     )
 
 
+# The database server's clock in seconds since the epoch (clock_timestamp: the time of the statement, not of the
+# transaction's start).
+POSTGRES_NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+
+
 class CellTable:
     def __init__(self, engine) -> None:
         import sqlalchemy as sa
@@ -67,6 +72,10 @@ class CellTable:
         self.metadata = sa.MetaData()
         self.table = _table(self.metadata)
         self.postgres = engine.dialect.name == "postgresql"
+        # Every time stamp of a cell (claimed, heartbeat, finished) is the database server's clock, in seconds
+        # since the epoch, and staleness is judged on the same clock: workers' clocks may disagree by minutes.
+        self.now_sql = POSTGRES_NOW if self.postgres else SQLITE_NOW
+        self.now = sa.literal_column(self.now_sql, sa.Float)
 
     def create_schema(self) -> None:
         self.metadata.create_all(self.engine, checkfirst=True)
@@ -113,7 +122,7 @@ class CellTable:
         lock = "FOR UPDATE SKIP LOCKED" if self.postgres else ""
         sql = self.sa.text(
             f"UPDATE {TABLE} SET state = 'running', attempts = attempts + 1, worker = :worker, "
-            "claimed_at = :now, heartbeat_at = :now "
+            f"claimed_at = {self.now_sql}, heartbeat_at = {self.now_sql} "
             f"WHERE study = :study AND state = 'waiting' AND cell = ("
             f"  SELECT cell FROM {TABLE} WHERE study = :study AND state = 'waiting' AND {gpu_filter} "
             f"  ORDER BY cost DESC, cell LIMIT 1 {lock}) "
@@ -121,7 +130,7 @@ class CellTable:
         )
 
         def attempt():
-            binds = {"study": study, "gpus": num_gpus, "worker": worker, "now": time.time()}
+            binds = {"study": study, "gpus": num_gpus, "worker": worker}
             return self.execute_alone(sql, binds, consume=lambda result: result.first())
 
         for _ in range(100):
@@ -152,12 +161,11 @@ class CellTable:
         return retrying(attempt, what=what) == 1
 
     def heartbeat(self, study: str, cell: int, worker: str) -> bool:
-        return self._update(study, cell, worker, {"heartbeat_at": time.time()}, "send a heartbeat")
+        return self._update(study, cell, worker, {"heartbeat_at": self.now}, "send a heartbeat")
 
     def fail(self, study: str, cell: int, worker: str, error: str, retry: bool, max_attempts: int) -> str:
         """Give a failed cell back (``waiting``) while attempts remain and a retry can help; else ``failed``."""
         t = self.table
-        now = time.time()
         cond = (t.c.study == study) & (t.c.cell == cell) & (t.c.state == "running") & (t.c.worker == worker)
         state = self.sa.case((self.sa.and_(self.sa.literal(retry), t.c.attempts < max_attempts), "waiting"),
                              else_="failed")  # fmt: skip
@@ -165,7 +173,9 @@ class CellTable:
         def attempt():
             with self.engine.begin() as conn:
                 conn.execute(
-                    t.update().where(cond).values(state=state, last_error=error[:2000], finished_at=now, worker=None)
+                    t.update()
+                    .where(cond)
+                    .values(state=state, last_error=error[:2000], finished_at=self.now, worker=None)
                 )
                 return conn.execute(
                     self.sa.select(t.c.state).where((t.c.study == study) & (t.c.cell == cell))
@@ -187,8 +197,7 @@ class CellTable:
         """Cells whose worker stopped sending heartbeats: back to ``waiting`` (or ``failed`` when their
         attempts are spent). Returns the reaped rows (cell, trial_number, run_id, state) for clean-up."""
         t = self.table
-        cutoff = time.time() - stale_after_s
-        stale = (t.c.study == study) & (t.c.state == "running") & (t.c.heartbeat_at < cutoff)
+        stale = (t.c.study == study) & (t.c.state == "running") & (t.c.heartbeat_at < self.now - stale_after_s)
 
         def attempt():
             with self.engine.begin() as conn:

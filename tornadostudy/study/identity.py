@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from importlib import metadata
 
 __all__ = ["cpu_description", "package_versions", "worker_id"]
@@ -25,10 +26,12 @@ def cpu_description() -> str:
 
 
 def worker_id() -> str:
+    """``host:pid:random[:job]``. The random part makes every worker's id its own: a later process that
+    reuses a dead worker's PID on the same host must not inherit the cells the dead one held."""
     slurm = os.environ.get("SLURM_ARRAY_JOB_ID")
     task = os.environ.get("SLURM_ARRAY_TASK_ID")
     job = f"{slurm}_{task}" if slurm and task else os.environ.get("SLURM_JOB_ID", "")
-    return f"{socket.gethostname()}:{os.getpid()}" + (f":{job}" if job else "")
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}" + (f":{job}" if job else "")
 
 
 def package_versions() -> dict[str, str]:

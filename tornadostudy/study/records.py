@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -284,14 +283,13 @@ def _complete_trial_postgres(cells, study, cell, worker, trial_id, number, value
     both, completes both only if the cell is the worker's and the trial RUNNING, which nobody can change
     while the rows are locked: a reaper's ``fail_trial`` holding the trial's row makes it wait. Anything
     less writes nothing."""
-    now = time.time()
-    binds: dict[str, Any] = {"cell_study": study, "cell": cell, "worker": worker, "number": number, "now": now,
+    binds: dict[str, Any] = {"cell_study": study, "cell": cell, "worker": worker, "number": number,
                              "trial_id": trial_id, "running": optuna_rows.RUNNING, "complete": optuna_rows.COMPLETE,
                              "completed_at": optuna_rows.stored_now()}  # fmt: skip
     running = "EXISTS (SELECT 1 FROM trials WHERE trial_id = :trial_id AND state = :running)"
     parts = [
         f"cell_row AS (UPDATE {cells.table.name} SET state = 'complete', trial_number = :number, "
-        f"finished_at = :now, heartbeat_at = :now WHERE {_HELD} AND {running} RETURNING cell)",
+        f"finished_at = {cells.now_sql}, heartbeat_at = {cells.now_sql} WHERE {_HELD} AND {running} RETURNING cell)",
         "trial_row AS (UPDATE trials SET state = :complete, datetime_complete = :completed_at "
         "WHERE trial_id = :trial_id AND state = :running AND EXISTS (SELECT 1 FROM cell_row) RETURNING trial_id)",
     ]
@@ -315,11 +313,10 @@ def _complete_trial_sqlite(cells, study, cell, worker, trial_id, number, values,
     import optuna
 
     models = _models()
-    now = time.time()
     with _session(cells) as session, session.begin():
         done = session.execute(
-            cells.held(study, cell, worker).values(state="complete", trial_number=number, finished_at=now,
-                                                   heartbeat_at=now)
+            cells.held(study, cell, worker).values(state="complete", trial_number=number, finished_at=cells.now,
+                                                   heartbeat_at=cells.now)
         ).rowcount  # fmt: skip
         trial = _running_trial(session, trial_id) if done == 1 else None
         if trial is None:

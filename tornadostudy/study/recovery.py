@@ -40,22 +40,32 @@ def reap_every_s() -> float:
 
 
 class Heartbeat:
-    """A background thread that touches the cell's heartbeat while a trial trains."""
+    """A background thread that touches the cell's heartbeat while a trial trains. When a beat finds the cell
+    is no longer this worker's (a reaper presumed it lost and handed the cell on), ``lost`` is set: the trial
+    stops at its next batch boundary instead of training on for nothing."""
 
     def __init__(self, beat, interval_s: float) -> None:
         self._beat, self._interval = beat, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tornadostudy-heartbeat", daemon=True)
-        self.lost = False  # set when the cell turned out to be no longer ours
+        self.lost = threading.Event()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                if not self._beat():
-                    self.lost = True
-                    log.warning("this worker's cell was reassigned (it was presumed lost)")
+                ours = self._beat()
             except Exception as exc:  # the database may be restarting: keep training, try again
                 log.warning("heartbeat failed (will retry): %s", str(exc).splitlines()[0])
+                continue
+            # A beat that raced with the trial's own completion finds the cell complete: that is not a loss.
+            if not ours and not self._stop.is_set():
+                self.lost.set()
+                log.warning("this worker's cell was handed on (it was presumed lost): stopping its trial")
+                return
+
+    def finish(self) -> None:
+        """No more beats: the trial is about to complete or give its cell back."""
+        self._stop.set()
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

@@ -79,14 +79,21 @@ _IN_TRIAL = threading.Event()
 class _TrialProgress(TrialCallbacks):
     """Per epoch: one MLflow call with all of the epoch's metrics (the heartbeat runs in its own thread)."""
 
-    def __init__(self, worker: Worker, cell: int, run: str) -> None:
-        self.worker, self.cell, self.run = worker, cell, run
+    def __init__(self, worker: Worker, cell: int, run: str, heartbeat: Heartbeat) -> None:
+        self.worker, self.cell, self.run, self.heartbeat = worker, cell, run, heartbeat
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         self.worker.tracker.log_metrics(self.run, metrics, step=epoch)
 
     def should_stop(self) -> bool:
-        return _STOP_REQUESTED.is_set()
+        return _STOP_REQUESTED.is_set() or self.heartbeat.lost.is_set()
+
+    def may_checkpoint(self) -> bool:
+        return not self.heartbeat.lost.is_set()
+
+
+class _HandedOn(Exception):
+    """The trial stopped because its cell was handed on to another worker."""
 
 
 class Worker:
@@ -153,10 +160,10 @@ class Worker:
 
     def run_one(self, claim, summary: WorkerSummary) -> None:
         beat = functools.partial(self.handle.cells.heartbeat, self.spec.name, claim.cell, self.id)
-        with Heartbeat(beat, heartbeat_s()):
-            self._run_one(claim, summary)
+        with Heartbeat(beat, heartbeat_s()) as heartbeat:
+            self._run_one(claim, summary, heartbeat)
 
-    def _run_one(self, claim, summary: WorkerSummary) -> None:
+    def _run_one(self, claim, summary: WorkerSummary, heartbeat: Heartbeat) -> None:
         started = self._start_trial(claim, summary)
         if started is None:
             log.warning("cell %d was handed on before its trial started (this worker was presumed lost)", claim.cell)
@@ -183,9 +190,9 @@ class Worker:
             run_tags, trial_run_key(self.handle.study_id, number), on_made=functools.partial(
                 records.record_run, self.handle.cells, self.spec.name, claim.cell, trial_id, number),
         )  # fmt: skip
-        self._run_trial(claim, trial_id, number, trial_params, run, summary)
+        self._run_trial(claim, trial_id, number, trial_params, run, summary, heartbeat)
 
-    def _run_trial(self, claim, trial_id: int, number: int, trial_params, run: str, summary) -> None:
+    def _run_trial(self, claim, trial_id: int, number: int, trial_params, run: str, summary, heartbeat) -> None:
         cells, name = self.handle.cells, self.spec.name
         log.info("trial %d (cell %d, attempt %d): %s", number, claim.cell, claim.attempt, trial_params.label())
 
@@ -198,7 +205,7 @@ class Worker:
             log.info("trial %d resumes cell %d at epoch %d", number, claim.cell, resumed["epoch"] + 1)
         context = TrialContext(number, claim.attempt, self.spec.seed, checkpoint)
         try:
-            result = self._train(trial_params, claim, run, context, number)
+            result = self._train(trial_params, claim, run, context, number, heartbeat)
             metrics = result.metrics()
             values = [metrics[o.metric] for o in self.spec.objectives]
             if not all(math.isfinite(v) for v in values):
@@ -209,9 +216,14 @@ class Worker:
                     retryable=False,
                 )
         except TrainingError as exc:
+            heartbeat.finish()
             clear_checkpoint(checkpoint)  # a failed attempt's state is not worth resuming
             self._fail(number, claim, run, exc, summary)
             return
+        except _HandedOn:
+            self._discard(number, run, summary)
+            return
+        heartbeat.finish()
         self.tracker.log_final(run, {k: v for k, v in metrics.items() if math.isfinite(v)},
                                {f"info.{k}": v for k, v in result.info.items()})  # fmt: skip
         # The cell is the commit point of exactly-once: only the worker still holding it (and its trial
@@ -242,18 +254,23 @@ class Worker:
             self.tracker.end_run(run, "KILLED")
         summary.failed.append(number)
 
-    def _train(self, trial_params, claim, run: str, context: TrialContext, number: int):
+    def _train(self, trial_params, claim, run: str, context: TrialContext, number: int, heartbeat: Heartbeat):
         """Train; if the worker is stopped (SIGTERM, Ctrl-C) or crashes meanwhile, close the trial, its run
-        and its cell before the exception goes on, so nothing is left looking alive."""
+        and its cell before the exception goes on, so nothing is left looking alive. A trial whose cell was
+        handed on meanwhile stops at a batch boundary and raises _HandedOn."""
         _IN_TRIAL.set()
         try:
-            return self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run), context)
+            return self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run, heartbeat), context)
         except TrainingError:
             raise
         except TrialInterrupted as exc:
+            heartbeat.finish()
+            if heartbeat.lost.is_set():
+                raise _HandedOn from None
             self._abandon(number, claim, run, WorkerStopped(f"stopped by signal {exc}"))
             raise WorkerStopped(str(exc)) from None
         except BaseException as exc:
+            heartbeat.finish()
             self._abandon(number, claim, run, exc)
             raise
         finally:

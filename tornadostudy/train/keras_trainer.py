@@ -180,7 +180,7 @@ class KerasTrainer:
                 "test_s": 0.0,
             }
             done = state["epoch"] + len(history)
-            if context.checkpoint_dir is None:
+            if context.checkpoint_dir is None or not callbacks.may_checkpoint():
                 raise TrialInterrupted(done, checkpointed=False)
             save_state(
                 context.checkpoint_dir,

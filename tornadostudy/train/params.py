@@ -49,8 +49,14 @@ class TrialCallbacks:
         """``epoch`` counts from 1; ``metrics`` holds that epoch's loss, accuracy, epoch_time_s, …"""
 
     def should_stop(self) -> bool:
-        """Polled at batch boundaries: True asks the trainer to checkpoint and raise TrialInterrupted."""
+        """Polled at batch boundaries: True asks the trainer to stop, checkpoint (see :meth:`may_checkpoint`)
+        and raise TrialInterrupted."""
         return False
+
+    def may_checkpoint(self) -> bool:
+        """Whether a stopped trial may write its checkpoint: not when the cell is no longer this worker's (its
+        new owner uses the cell's checkpoint folder)."""
+        return True
 
 
 @dataclass

@@ -109,7 +109,7 @@ class SimulatedTrainer:
             # The first epoch of every attempt carries the build/compile cost.
             seconds = model["first_epoch_s"] if epoch == done + 1 else epoch_seconds
             if not self._sleep(seconds * self.spec.time_scale, callbacks):
-                self._checkpoint(context, epoch - 1, history, state["attempt_times"] + [times])
+                self._checkpoint(context, callbacks, epoch - 1, history, state["attempt_times"] + [times])
             if epoch == fail_epoch:
                 raise TrainingError(f"simulated failure in epoch {epoch} (fail_probability)", kind="exception")
             times["first_epoch_s" if epoch == done + 1 else "steady_epochs_s"] += seconds
@@ -154,8 +154,9 @@ class SimulatedTrainer:
             },
         )
 
-    def _checkpoint(self, context: TrialContext, epoch: int, history: list, attempt_times: list) -> None:
-        if context.checkpoint_dir is None:
+    def _checkpoint(self, context: TrialContext, callbacks: TrialCallbacks, epoch: int, history: list,
+                    attempt_times: list) -> None:  # fmt: skip
+        if context.checkpoint_dir is None or not callbacks.may_checkpoint():
             raise TrialInterrupted(epoch, checkpointed=False)
         save_state(context.checkpoint_dir, {"epoch": epoch, "history": history, "attempt_times": attempt_times})
         raise TrialInterrupted(epoch, checkpointed=True)
