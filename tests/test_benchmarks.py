@@ -48,13 +48,6 @@ def test_gpu_sharing_claims_each_cell_once(tmp_path, monkeypatch):
     assert (span, per_hour, trial_s) == (4, 1800, 2.5)
 
 
-def test_records_benchmark_runs_on_sqlite():  # PostgreSQL, its default: tests/integration/test_bench_records.py
-    out = _run("bench_records.py", "--database", "sqlite")
-    lines = out.splitlines()
-    assert lines[0].startswith("database: sqlite")
-    assert [line.split()[0] for line in lines[2:4]] == ["optuna", "tornadostudy"]
-
-
 def test_data_benchmark_runs():
     out = _run("bench_data.py")
     assert "tornadostudy prepare" in out and "baseline (in memory)" in out

@@ -247,3 +247,32 @@ def test_staleness_is_judged_on_the_database_clock_not_the_workers(tmp_path, mon
     reaped = cells.reap_stale("s", stale_after_s=1.0, max_attempts=3)
     assert [r["cell"] for r in reaped] == [dead.cell]
     assert {r["cell"]: r["state"] for r in cells.rows("s")} == {live.cell: "running", dead.cell: "waiting"}
+
+
+def test_a_trial_whose_worker_died_after_its_cell_completed_is_completed_by_the_reaper(study_env, monkeypatch):
+    """The cell is the commit point: a worker killed between completing its cell and its trial leaves a
+    complete cell and a RUNNING trial, which the next reaper completes from the results on the cell."""
+    import optuna
+
+    from tornadostudy.study.recovery import reap_lost_workers
+    from tornadostudy.study.worker import Worker, WorkerOptions
+
+    folder, env = study_env
+    spec, handle = _setup(folder, env, search="epochs = [1]\nbatch_size = [128]")
+    worker = Worker(WorkerOptions(spec.name, env["TORNADOSTUDY_STORAGE"]))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed after the cell completed")
+
+    monkeypatch.setattr("tornadostudy.study.records._follow", killed)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run()
+    monkeypatch.undo()
+    (trial,) = handle.study.get_trials(deepcopy=False)
+    assert trial.state == optuna.trial.TrialState.RUNNING and study_status(handle)["complete"] == 1
+
+    reap_lost_workers(StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]))
+    (trial,) = StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]).study.get_trials(deepcopy=False)
+    assert trial.state == optuna.trial.TrialState.COMPLETE and len(trial.values) == 1
+    assert trial.user_attrs["metrics"]["wall_time_s"] > 0
+    assert study_status(handle)["duplicates"] == 0

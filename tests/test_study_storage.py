@@ -68,35 +68,20 @@ def test_opening_an_existing_study_checks_its_optuna_schema_and_names_the_fix(tm
         optuna_storage(url, tables_exist=True)
 
 
-def test_the_head_revision_read_from_optunas_scripts_is_alembics(tmp_path):
+def test_opening_a_study_checks_its_schema_with_optunas_public_versions(tmp_path, monkeypatch):
     import optuna
-
-    from tornadostudy.study.storage import _optuna_head_revision
-
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")
-    assert _optuna_head_revision() == storage.get_head_version()
-
-
-def test_the_schema_check_without_optunas_storage_names_the_fix_and_falls_back_to_alembic(tmp_path, monkeypatch):
-    import optuna
-    import sqlalchemy as sa
 
     from tornadostudy.errors import StorageError
-    from tornadostudy.study import storage as storage_module
-    from tornadostudy.study.storage import check_optuna_schema, make_engine
+    from tornadostudy.study.cells import CellTable
+    from tornadostudy.study.handle import StudyHandle
+    from tornadostudy.study.storage import make_engine
 
     url = f"sqlite:///{tmp_path}/study.db"
     optuna.create_study(study_name="s", storage=url)
-    engine = make_engine(url)
-    check_optuna_schema(engine, url)  # the schema this Optuna made
-    with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'v3.0.0.d'"))
+    CellTable(make_engine(url)).create_schema()
+    monkeypatch.setattr(optuna.storages.RDBStorage, "get_current_version", lambda self: "v3.0.0.d")
     with pytest.raises(StorageError, match=r"has Optuna schema v3\.0\.0\.d, .* expects v.*optuna storage upgrade"):
-        check_optuna_schema(engine, url)
-    # Migration scripts that do not read as one chain: Alembic decides, and still refuses.
-    monkeypatch.setattr(storage_module, "_optuna_head_revision", lambda: None)
-    with pytest.raises(StorageError, match=r"has Optuna schema v3\.0\.0\.d, .*optuna storage upgrade"):
-        check_optuna_schema(engine, url)
+        StudyHandle.open("s", url)
 
 
 def test_retrying_rides_out_database_errors_and_optunas_wrapper_of_them_but_not_others():

@@ -8,6 +8,8 @@ serialises writers), so two workers can never hold the same cell. A failed cell 
 to the wall times of finished cells by ``costs``), which shortens the makespan of a grid on many workers.
 
 States: waiting → running → complete | waiting (retry) | failed (attempts spent / not retryable).
+The cell is the commit point of a trial: it completes by one compare-and-set (running, held by the worker →
+complete, with the trial's results on the row), and the Optuna trial follows (tornadostudy/study/records.py).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def _table(metadata):
         sa.Column("heartbeat_at", sa.Float, nullable=True),
         sa.Column("finished_at", sa.Float, nullable=True),
         sa.Column("last_error", sa.Text, nullable=True),
+        # The completed trial's results as JSON: objective values, metrics, info (what its Optuna trial follows).
+        sa.Column("results", sa.Text, nullable=True),
         sa.Index(f"ix_{TABLE}_claim", "study", "state", "cost"),
     )
 
@@ -79,6 +83,11 @@ class CellTable:
 
     def create_schema(self) -> None:
         self.metadata.create_all(self.engine, checkfirst=True)
+        # A study database made before the results column: add it (the table is ours).
+        columns = {c["name"] for c in self.sa.inspect(self.engine).get_columns(TABLE)}
+        if "results" not in columns:
+            with self.engine.begin() as conn:
+                conn.execute(self.sa.text(f"ALTER TABLE {TABLE} ADD COLUMN results TEXT"))
 
     def execute_alone(self, statement, binds: dict[str, Any] | None = None, *, consume):
         """Run ``statement`` as a transaction of its own and return ``consume(result)``.
@@ -159,6 +168,33 @@ class CellTable:
             return self.execute_alone(statement, consume=lambda result: result.rowcount)
 
         return retrying(attempt, what=what) == 1
+
+    def record_trial(self, study: str, cell: int, worker: str, number: int) -> bool:
+        """Put the worker's new trial on its cell (and forget the last attempt's run) while the worker holds it."""
+        return self._update(study, cell, worker, {"trial_number": number, "run_id": None}, "record the trial")
+
+    def record_run(self, study: str, cell: int, number: int, run_id: str) -> None:
+        """The MLflow run of the cell's trial ``number``, while the cell is that trial's."""
+        t = self.table
+        statement = (t.update().where((t.c.study == study) & (t.c.cell == cell) & (t.c.trial_number == number))
+                     .values(run_id=run_id))  # fmt: skip
+        retrying(lambda: self.execute_alone(statement, consume=lambda result: None), what="record the run")
+
+    def complete(self, study: str, cell: int, worker: str, number: int, results: dict[str, Any]) -> bool:
+        """The commit point: the cell held by ``worker`` with trial ``number`` becomes complete with ``results``.
+        False when it is not this worker's any more. A retry of a completion that did commit (its answer was
+        lost) finds its own work done and says True."""
+        values = {"state": "complete", "finished_at": self.now, "heartbeat_at": self.now,
+                  "results": json.dumps(results, allow_nan=True)}  # fmt: skip
+        t = self.table
+        statement = self.held(study, cell, worker).where(t.c.trial_number == number).values(**values)
+
+        def attempt():
+            if self.execute_alone(statement, consume=lambda result: result.rowcount) == 1:
+                return True
+            return self.completed_by(study, cell, worker, number)
+
+        return retrying(attempt, what="complete the cell")
 
     def heartbeat(self, study: str, cell: int, worker: str) -> bool:
         return self._update(study, cell, worker, {"heartbeat_at": self.now}, "send a heartbeat")
@@ -257,6 +293,20 @@ class CellTable:
 
         return [(r.cell, None if r.params is None else json.loads(r.params))
                 for r in self._fetch_all(query, "read waiting cells")]  # fmt: skip
+
+    def run_id(self, study: str, cell: int, number: int) -> str | None:
+        """The MLflow run recorded on the cell for its trial ``number``, if it was made by now."""
+        t = self.table
+        rows = self._fetch_all(self.sa.select(t.c.run_id).where(
+            (t.c.study == study) & (t.c.cell == cell) & (t.c.trial_number == number)), "read the cell's run")  # fmt: skip
+        return rows[0].run_id if rows else None
+
+    def results(self, study: str, cell: int) -> dict[str, Any] | None:
+        """The stored results of a complete cell (None before it completes)."""
+        t = self.table
+        rows = self._fetch_all(self.sa.select(t.c.results).where((t.c.study == study) & (t.c.cell == cell)),
+                               "read the cell's results")  # fmt: skip
+        return json.loads(rows[0].results) if rows and rows[0].results else None
 
     def completed_by(self, study: str, cell: int, worker: str, trial_number: int) -> bool:
         """Whether the cell is complete with this worker's trial."""

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tornadostudy.errors import UserInputError
 from tornadostudy.spec import StudySpec
-from tornadostudy.study.cells import CellTable
-from tornadostudy.study.storage import check_optuna_schema, make_engine, optuna_storage, retrying
+from tornadostudy.study.cells import TABLE, CellTable
+from tornadostudy.study.storage import make_engine, optuna_storage, retrying
 from tornadostudy.urls import mask_url
 
 __all__ = ["StudyHandle", "make_sampler"]
@@ -38,10 +37,8 @@ def make_sampler(spec: StudySpec, slot: int = 0):
 
 @dataclass
 class StudyHandle:
-    """An open study. Its Optuna ``study`` and ``storage`` are opened on first use: a grid worker writes its
-    trials in plain SQL (``records``) and never needs them, and opening Optuna's storage costs a process
-    ~0.5 s of CPU (Alembic, the ORM's sessions, the study's reads) — 64 array tasks starting on shared
-    CPUs pay that while the first trials run."""
+    """An open study: its spec, its cells, its MLflow coordinates, and Optuna's storage and study (the study
+    opened on first use). Optuna's records are read and written through Optuna's public storage API only."""
 
     name: str
     url: str
@@ -49,8 +46,8 @@ class StudyHandle:
     study_id: int
     cells: CellTable
     attrs: dict[str, Any]
+    storage: Any = field(repr=False)  # optuna.storages.RDBStorage
     wait: bool = False  # wait out a database outage (workers) instead of failing at once
-    _storage: Any = field(default=None, repr=False)  # optuna.storages.RDBStorage, once opened
     _study: Any = field(default=None, repr=False)  # optuna.Study, once opened
     _trial_ids: dict[int, int] = field(default_factory=dict, repr=False)  # number → id never changes
 
@@ -60,55 +57,36 @@ class StudyHandle:
         import sqlalchemy as sa
 
         engine = make_engine(url, must_exist=True, wait=wait)
-        tables = set(sa.inspect(engine).get_table_names())
-        if not {"tornadostudy_cells", "studies", "alembic_version"} <= tables:
+        if TABLE not in set(sa.inspect(engine).get_table_names()):
+            engine.dispose()
             raise UserInputError(
                 f"study {name!r} does not exist: {mask_url(url)} holds no tornadostudy studies; "
                 "create one with 'tornadostudy create SPEC' or pass the right --storage"
             )
+        engine.dispose()
+        storage = optuna_storage(url, tables_exist=True, wait=wait)
 
         def load():
-            check_optuna_schema(engine, url)
-            with engine.connect() as conn:  # the study's id and attributes, without opening Optuna's storage
-                return conn.execute(sa.text(
-                    "SELECT s.study_id, a.key, a.value_json FROM studies s LEFT JOIN study_user_attributes a "
-                    "ON a.study_id = s.study_id WHERE s.study_name = :name"), {"name": name}).all()  # fmt: skip
+            study_id = storage.get_study_id_from_name(name)
+            return study_id, storage.get_study_user_attrs(study_id)
 
-        rows = retrying(load, what=f"load study {name}") if wait else load()
-        if not rows:
-            with engine.connect() as conn:
-                query = sa.text("SELECT study_name FROM studies ORDER BY study_id LIMIT 10")
-                names = conn.execute(query).scalars().all()
+        try:
+            study_id, attrs = retrying(load, what=f"load study {name}") if wait else load()
+        except KeyError:
+            names = [s.study_name for s in storage.get_all_studies()][:10]
             hint = f"studies there: {', '.join(names)}" if names else "it holds no studies"
             raise UserInputError(
                 f"study {name!r} does not exist in {mask_url(url)} ({hint}): create it with 'tornadostudy create SPEC'"
-            )
-        attrs = {key: json.loads(value) for _, key, value in rows if key is not None}
+            ) from None
         if ATTR_SPEC not in attrs:
             raise UserInputError(
                 f"study {name!r} in {mask_url(url)} was not created by tornadostudy: "
                 "create one with 'tornadostudy create'"
             )
         spec = StudySpec.from_json(attrs[ATTR_SPEC])
-        return cls(name, url, spec, rows[0][0], CellTable(engine), attrs, wait)
-
-    @property
-    def storage(self):
-        """Optuna's storage of the study, opened on first use (retrying a database outage)."""
-        if self._storage is None:
-            if not self.cells.postgres:
-                self._storage = optuna_storage(self.url, tables_exist=True, wait=self.wait, schema_checked=True)
-                return self._storage
-            # One engine (one pooled connection) per process for Optuna and the cell table alike, so an array
-            # of workers stays under max_connections: the cell table's idle connection is closed before
-            # Optuna opens its own, and the cell table moves to Optuna's engine. A connection in use by
-            # another thread meanwhile finishes its statement first (dispose leaves it alone).
-            lean = self.cells.engine
-            lean.dispose()
-            self._storage = optuna_storage(self.url, tables_exist=True, wait=self.wait, schema_checked=True)
-            self.cells.engine = self._storage.engine
-            lean.dispose()
-        return self._storage
+        # One engine (one pooled connection) per process for Optuna and the cell table alike, so an array of
+        # workers stays under the database's connection limit.
+        return cls(name, url, spec, study_id, CellTable(storage.engine), attrs, storage, wait)
 
     @property
     def study(self):
@@ -126,14 +104,10 @@ class StudyHandle:
 
     def trial_id(self, number: int) -> int:
         if number not in self._trial_ids:
-            import sqlalchemy as sa
-
-            with self.cells.engine.connect() as conn:
-                found = conn.execute(sa.text("SELECT trial_id FROM trials WHERE study_id = :s AND number = :n"),
-                                     {"s": self.study_id, "n": number}).scalar()  # fmt: skip
-            if found is None:
-                raise KeyError(f"study {self.name!r} has no trial {number}")
-            self._trial_ids[number] = found
+            try:
+                self._trial_ids[number] = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+            except KeyError:
+                raise KeyError(f"study {self.name!r} has no trial {number}") from None
         return self._trial_ids[number]
 
     def remember_trial(self, number: int, trial_id: int) -> None:

@@ -4,18 +4,20 @@ A worker heartbeats its cell every ``heartbeat_s`` while it trains. A cell whose
 than ``stale_after_s`` is reaped by whoever looks next — any worker before it claims, ``status``, or
 ``run``'s progress loop — so a lost cell is found even when no other worker asks for work: it goes back
 to ``waiting`` (a lost attempt counts towards ``max_attempts``), its Optuna trial is marked FAIL and its
-MLflow run KILLED.
+MLflow run KILLED. A RUNNING trial whose cell completed with it (its worker died between the cell's completion,
+the commit point, and the trial's) is completed from the results on the cell.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import threading
 
 from tornadostudy.study.handle import StudyHandle
-from tornadostudy.study.records import fail_trial
+from tornadostudy.study.records import fail_trial, follow_cell
 from tornadostudy.study.trials import running_trials
 
 __all__ = ["Heartbeat", "heartbeat_s", "reap_every_s", "reap_lost_workers", "stale_after_s"]
@@ -91,7 +93,7 @@ def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None =
         # only a RUNNING trial is closed here; the orphan sweep below finds the unrecorded one.
         trial = running.get(row["trial_number"])
         # Not RUNNING any more: its worker reported just now; it will find its cell gone and discard the result.
-        if trial is not None and fail_trial(handle.cells, trial.trial_id, {"fail_reason": reason}):
+        if trial is not None and fail_trial(handle.storage, trial.trial_id, {"fail_reason": reason}):
             _close_runs(handle, tracker, trial, reason)
     if not running:
         return len(rows)
@@ -131,14 +133,20 @@ def _fail_orphaned_trials(
             row = rows.get(trial.user_attrs["cell"])
             if row is None:
                 continue
-        # A cell completes in one transaction with its trial (records.complete_trial), so a RUNNING trial
-        # is a live worker's only while that worker still holds the cell.
-        if row is not None and row["state"] == "running" and row["worker"] == trial.user_attrs.get("worker"):
+        if row is not None and row["state"] == "complete" and row["trial_number"] == number:
+            # The cell completed with this trial (the commit point); its worker died before the trial followed.
+            log.warning("trial %d: its cell completed with it; completing the trial from the cell", number)
+            follow_cell(handle.storage, trial.trial_id, number, json.loads(row["results"] or "{}"), row["run_id"])
+            continue
+        # A RUNNING trial is a live worker's while that worker holds its cell, and the cell names this trial or
+        # none newer (between a trial's creation and its recording the cell still names an earlier attempt's).
+        if (row is not None and row["state"] == "running" and row["worker"] == trial.user_attrs.get("worker")
+                and (row["trial_number"] is None or row["trial_number"] <= number)):  # fmt: skip
             continue
         # The trial list was read before the cells: a trial completed in between looks orphaned here, and
         # fail_trial leaves it as it is (it is not RUNNING any more).
         reason = "worker lost before its trial was recorded"
-        if fail_trial(handle.cells, trial.trial_id, {"fail_reason": reason}):
+        if fail_trial(handle.storage, trial.trial_id, {"fail_reason": reason}):
             log.warning("trial %d: %s; closed it", number, reason)
             _close_runs(handle, tracker, trial, reason)
 

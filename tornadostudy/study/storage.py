@@ -12,7 +12,6 @@ from tornadostudy.urls import mask_url, normalize_db_url
 
 __all__ = [
     "DEFAULT_STORAGE",
-    "check_optuna_schema",
     "db_pool_size",
     "make_engine",
     "optuna_storage",
@@ -141,14 +140,14 @@ def make_engine(url: str, must_exist: bool = False, wait: bool = False):
     return engine
 
 
-def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False, schema_checked: bool = False):
+def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False):
     """Optuna's storage on ``url``, opened on one connection at a time where its tables exist.
 
-    ``tables_exist``: skip Optuna's create-all (a dozen catalogue queries; concurrent first uses race) and do
-    its schema check here: Optuna's own holds a session while it opens a second connection, so 64 workers
-    starting at once would need 128. ``wait``: retry what a busy or restarting server refuses ("too many
-    clients" while an array of workers starts) as any database outage, instead of failing the worker.
-    ``schema_checked``: this process already ran :func:`check_optuna_schema` on the database."""
+    ``tables_exist``: skip Optuna's create-all (a dozen catalogue queries; concurrent first uses race) and
+    check the schema here with Optuna's ``get_current_version``/``get_head_version``: Optuna's own check holds
+    a session while it opens a second connection, so 64 workers starting at once would need 128. ``wait``:
+    retry what a busy or restarting server refuses ("too many clients" while an array of workers starts) as
+    any database outage, instead of failing the worker."""
     import optuna
 
     from tornadostudy.study.logs import apply_optuna_verbosity
@@ -161,7 +160,7 @@ def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False, 
                                              skip_compatibility_check=tables_exist)  # fmt: skip
         if "pool_size" in kwargs:
             _ping_when_idle(storage.engine)
-        if tables_exist and not schema_checked:
+        if tables_exist:
             try:
                 current, head = storage.get_current_version(), storage.get_head_version()
                 if current != head:
@@ -187,51 +186,6 @@ def _schema_mismatch(url: str, current: str | None, head: str) -> StorageError:
         f"{version('optuna')} expects {head}: run tornadostudy with the Optuna that created the "
         f"study, or upgrade the database with 'optuna storage upgrade --storage URL'"
     )
-
-
-def _optuna_head_revision() -> str | None:
-    """The schema revision this environment's Optuna expects, read from its migration scripts (each names its
-    ``revision`` and ``down_revision``; the head is the one no script follows). Alembic itself answers the same
-    in ~0.25 s of imports and script loading per process, which an array of workers starting on shared CPUs
-    pays 64 times over. None when the scripts do not read as one chain: the caller then asks Alembic."""
-    import re
-
-    from tornadostudy.study.optuna_rows import rdb_source
-
-    source = rdb_source()
-    if source is None:
-        return None
-    versions = source / "alembic" / "versions"
-    revisions, followed = set(), set()
-    for script in versions.glob("*.py"):
-        text = script.read_text(encoding="utf-8")
-        revision = re.search(r"^revision\s*=\s*[\"']([^\"']+)[\"']", text, re.MULTILINE)
-        down = re.search(r"^down_revision\s*=\s*(?:None|[\"']([^\"']+)[\"'])\s*$", text, re.MULTILINE)
-        if revision is None or down is None:
-            return None
-        revisions.add(revision.group(1))
-        if down.group(1):
-            followed.add(down.group(1))
-    heads = revisions - followed
-    return heads.pop() if len(heads) == 1 and followed <= revisions else None
-
-
-def check_optuna_schema(engine, url: str) -> None:
-    """Refuse a study database whose Optuna schema is not the one this environment's Optuna writes (workers
-    write Optuna's rows in plain SQL, so a mismatch would corrupt them): a StorageError naming the fix.
-    One query, and no Alembic unless Optuna's migration scripts cannot be read."""
-    import sqlalchemy as sa
-
-    head = _optuna_head_revision()
-    if head is None:  # an Optuna whose scripts this does not read: ask Alembic, as Optuna does
-        engine.dispose()  # one connection at a time: Optuna's storage opens its own
-        storage = optuna_storage(url, tables_exist=True)
-        storage.engine.dispose()
-        return
-    with engine.connect() as conn:
-        current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    if current != head:
-        raise _schema_mismatch(url, current, head)
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,9 +1,8 @@
-"""Completed trials as plain records (params + metrics), read in bulk for reports.
+"""Completed trials as plain records (params + metrics) for reports, and the RUNNING trials a reaper looks at.
 
-Optuna's ``get_trials`` builds a full FrozenTrial per trial (every attribute, intermediate value and
-system attribute): ~35 s for 20,000 trials on SQLite. A report needs three columns of three tables,
-so it reads those with three queries over Optuna's schema (stable since Optuna 3) instead. A reaper's
-look at the RUNNING trials (``running_trials``) reads them the same way.
+A cell completes with its trial's results on its row (the commit point: tornadostudy/study/records.py), so a
+report reads every completed trial from the cells table in one query of the project's own table, whatever the
+study's size. The RUNNING trials come from Optuna's public storage API, filtered by state.
 """
 
 from __future__ import annotations
@@ -18,55 +17,30 @@ from tornadostudy.study.handle import StudyHandle
 __all__ = [
     "RunningTrial",
     "completed_trials",
-    "completed_trials_via_optuna",
     "fill_run_ids",
     "report_params",
     "report_skill",
     "running_trials",
 ]
 
-
-_REPORT_ATTRS = ("cell", "mlflow_run_id", "metrics", "info")
 # What a report takes from a trial's info: what it trained on, and on what.
 _REPORT_INFO = ("train_samples", "train_positive_fraction", "hardware", "versions")
 
 
 def completed_trials(handle: StudyHandle) -> list[dict[str, Any]]:
-    """One dict per COMPLETE trial: trial, cell, run_id, constants, params, final metrics."""
-    import sqlalchemy as sa
-    from optuna.distributions import json_to_distribution
-
-    query = {
-        "trials": "SELECT trial_id, number FROM trials WHERE study_id = :s AND state = 'COMPLETE' ORDER BY number",
-        "params": "SELECT p.trial_id, p.param_name, p.param_value, p.distribution_json FROM trial_params p "
-        "JOIN trials t ON t.trial_id = p.trial_id WHERE t.study_id = :s AND t.state = 'COMPLETE'",
-        "attrs": "SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a JOIN trials t "
-        "ON t.trial_id = a.trial_id WHERE t.study_id = :s AND t.state = 'COMPLETE' AND a.key IN :keys",
-    }
-    with handle.cells.engine.connect() as conn:
-        trials = conn.execute(sa.text(query["trials"]), {"s": handle.study_id}).all()
-        params = conn.execute(sa.text(query["params"]), {"s": handle.study_id}).all()
-        attrs = conn.execute(
-            sa.text(query["attrs"]).bindparams(sa.bindparam("keys", expanding=True)),
-            {"s": handle.study_id, "keys": list(_REPORT_ATTRS)},
-        ).all()
-    by_id: dict[int, dict[str, Any]] = {}
-    for trial_id, number in trials:
-        by_id[trial_id] = {"trial": number, "cell": None, "run_id": None, **handle.spec.constants}
-    distributions: dict[str, Any] = {}
-    for trial_id, name, internal, dist_json in params:
-        if dist_json not in distributions:
-            distributions[dist_json] = json_to_distribution(dist_json)
-        by_id[trial_id][name] = distributions[dist_json].to_external_repr(internal)
-    for trial_id, key, value_json in attrs:
-        value = json.loads(value_json)
-        if key == "metrics":
-            by_id[trial_id].update(value)
-        elif key == "info":
-            by_id[trial_id].update({k: value[k] for k in _REPORT_INFO if k in value})
-        else:
-            by_id[trial_id]["run_id" if key == "mlflow_run_id" else key] = value
-    return list(by_id.values())
+    """One dict per completed cell, in trial order: trial, cell, run_id, constants, params, final metrics."""
+    records = []
+    for row in sorted(handle.cells.rows(handle.name), key=lambda r: r["trial_number"] or 0):
+        if row["state"] != "complete" or not row["results"]:
+            continue
+        results = json.loads(row["results"])
+        params = results.get("params") or (json.loads(row["params"]) if row["params"] else {})
+        record = {"trial": row["trial_number"], "cell": row["cell"], "run_id": row["run_id"],
+                  **handle.spec.constants, **params, **results.get("metrics", {})}  # fmt: skip
+        info = results.get("info", {})
+        record.update({k: info[k] for k in _REPORT_INFO if k in info})
+        records.append(record)
+    return records
 
 
 @dataclass(frozen=True)
@@ -80,22 +54,12 @@ class RunningTrial:
 
 
 def running_trials(handle: StudyHandle) -> dict[int, RunningTrial]:
-    """The study's RUNNING trials by number, in one query filtered in the database, without opening Optuna's
-    storage (every worker looks once before its first claim)."""
-    import sqlalchemy as sa
+    """The study's RUNNING trials by number."""
+    import optuna
 
-    query = sa.text(
-        "SELECT t.trial_id, t.number, t.datetime_start, a.key, a.value_json FROM trials t LEFT JOIN "
-        "trial_user_attributes a ON a.trial_id = t.trial_id WHERE t.study_id = :s AND t.state = 'RUNNING'"
-    ).columns(datetime_start=sa.DateTime)  # SQLite stores text: read it back as a datetime, as Optuna does
-    with handle.cells.engine.connect() as conn:
-        rows = conn.execute(query, {"s": handle.study_id}).all()
-    found: dict[int, RunningTrial] = {}
-    for trial_id, number, start, key, value_json in rows:
-        trial = found.setdefault(number, RunningTrial(trial_id, number, start, {}))
-        if key is not None:
-            trial.user_attrs[key] = json.loads(value_json)
-    return found
+    trials = handle.storage.get_all_trials(handle.study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return {t.number: RunningTrial(handle.trial_id(t.number), t.number, t.datetime_start, dict(t.user_attrs))
+            for t in trials}  # fmt: skip
 
 
 def fill_run_ids(handle: StudyHandle, records: list[dict[str, Any]], tracker) -> int:
@@ -111,21 +75,6 @@ def fill_run_ids(handle: StudyHandle, records: list[dict[str, Any]], tracker) ->
     for record in missing:
         record["run_id"] = by_key.get(trial_run_key(handle.study_id, record["trial"]))
     return sum(record["run_id"] is not None for record in missing)
-
-
-def completed_trials_via_optuna(handle: StudyHandle) -> list[dict[str, Any]]:
-    """The same records through Optuna's API (the slow reference the bulk reader is tested against)."""
-    import optuna
-
-    records = []
-    for trial in handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        record = {"trial": trial.number, "cell": trial.user_attrs.get("cell"),
-                  "run_id": trial.user_attrs.get("mlflow_run_id")}  # fmt: skip
-        record.update(handle.spec.constants)
-        record.update(trial.params)
-        record.update(trial.user_attrs.get("metrics", {}))
-        records.append(record)
-    return records
 
 
 def report_params(handle: StudyHandle) -> list[str]:

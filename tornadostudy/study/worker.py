@@ -111,7 +111,6 @@ class Worker:
         self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri), own_retries=True, background=True,
                                alive_every_s=heartbeat_s())  # fmt: skip
         self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
-        records.warm_up(self.handle.cells, grid=self.spec.sampler == "grid")
         self.tags = {
             "study": self.spec.name,
             "sampler": self.spec.sampler,
@@ -128,7 +127,7 @@ class Worker:
     def _start_trial(self, claim, summary: WorkerSummary) -> tuple[int, int, dict[str, Any]] | None:
         """Create the Optuna trial for a claimed cell (grid) or slot (TPE/random) and record it on the cell:
         (trial_id, number, params), or None when the cell was handed on meanwhile (presumed lost)."""
-        cells = self.handle.cells
+        cells, storage = self.handle.cells, self.handle.storage
         # "worker" before "cell": a trial that names its cell always names its owner (the reaper relies on it).
         attrs = {"worker": self.id, "attempt": claim.attempt, "cell": claim.cell}
         if self.spec.sampler == "grid":
@@ -136,7 +135,7 @@ class Worker:
             searched = {k: params[k] for k in self.spec.grid}
             # The system attributes are what GridSampler itself records, so it sees this grid point as taken.
             started = retrying(
-                lambda: records.start_trial(cells, self.handle.study_id, searched, self.spec.grid, attrs,
+                lambda: records.start_trial(storage, cells, self.handle.study_id, searched, self.spec.grid, attrs,
                                             {"grid_id": claim.cell, "search_space": self.spec.grid},
                                             hold=(self.spec.name, claim.cell, self.id)),
                 what="create the trial",
@@ -148,15 +147,15 @@ class Worker:
         study = self.handle.study  # TPE and random: Optuna's sampler decides, through Optuna's storage
         study.sampler = make_sampler(self.spec, slot=claim.cell * 1000 + claim.attempt)
         trial = retrying(study.ask, what="ask for a trial")
-        self.handle.remember_trial(trial.number, trial._trial_id)
+        trial_id = retrying(lambda: self.handle.trial_id(trial.number), what="look up the trial")
         for key, value in attrs.items():
             retrying(lambda k=key, v=value: trial.set_user_attr(k, v), what="label the trial")
         params = retrying(lambda: _suggest(trial, self.spec), what="sample the trial's parameters")
-        if not retrying(lambda: records.record_trial(cells, self.spec.name, claim.cell, self.id, trial._trial_id,
+        if not retrying(lambda: records.record_trial(storage, cells, self.spec.name, claim.cell, self.id, trial_id,
                                                      trial.number), what="record the trial"):  # fmt: skip
             self._discard(trial.number, None, summary)
             return None
-        return trial._trial_id, trial.number, params
+        return trial_id, trial.number, params
 
     def run_one(self, claim, summary: WorkerSummary) -> None:
         beat = functools.partial(self.handle.cells.heartbeat, self.spec.name, claim.cell, self.id)
@@ -188,11 +187,13 @@ class Worker:
         run = self.tracker.open_trial_run(
             self.handle.experiment_id, self.handle.parent_run_id, f"{trial_params.label()} #{number}", run_params,
             run_tags, trial_run_key(self.handle.study_id, number), on_made=functools.partial(
-                records.record_run, self.handle.cells, self.spec.name, claim.cell, trial_id, number),
+                records.record_run, self.handle.storage, self.handle.cells, self.spec.name, claim.cell, trial_id,
+                number),
         )  # fmt: skip
-        self._run_trial(claim, trial_id, number, trial_params, run, summary, heartbeat)
+        self._run_trial(claim, trial_id, number, params, run, summary, heartbeat)
 
-    def _run_trial(self, claim, trial_id: int, number: int, trial_params, run: str, summary, heartbeat) -> None:
+    def _run_trial(self, claim, trial_id: int, number: int, params: dict, run: str, summary, heartbeat) -> None:
+        trial_params = TrialParams.from_mapping(params)
         cells, name = self.handle.cells, self.spec.name
         log.info("trial %d (cell %d, attempt %d): %s", number, claim.cell, claim.attempt, trial_params.label())
 
@@ -226,17 +227,18 @@ class Worker:
         heartbeat.finish()
         self.tracker.log_final(run, {k: v for k, v in metrics.items() if math.isfinite(v)},
                                {f"info.{k}": v for k, v in result.info.items()})  # fmt: skip
-        # The cell is the commit point of exactly-once: only the worker still holding it (and its trial
-        # still RUNNING) may complete it; trial and cell complete in one transaction.
+        # The cell is the commit point of exactly-once: only the worker still holding it may complete it, and the
+        # trial follows (records.complete_trial).
         hardware = self.tags["gpu_names"] if trial_params.num_gpus else cpu_description()
         if self.spec.trainer.kind == "simulate":
             hardware = f"simulated ({self.spec.trainer.profile} profile)"
         setup = {"hardware": hardware,
                  "versions": ", ".join(f"{k[8:]} {v}" for k, v in self.tags.items()
                                        if k.startswith("version.") and k != "version.tornadostudy")}  # fmt: skip
-        results = {"metrics": metrics, "info": {**result.info, **setup}}
-        if not retrying(lambda: records.complete_trial(cells, name, claim.cell, self.id, trial_id, number, values,
-                                                       results), what="report the trial"):  # fmt: skip
+        # The cell keeps what a report needs (params included: a TPE slot's are the sampler's, not the cell's).
+        results = {"metrics": metrics, "info": {**result.info, **setup}, "params": params}
+        if not retrying(lambda: records.complete_trial(self.handle.storage, cells, name, claim.cell, self.id, trial_id,
+                                                       number, values, results), what="report the trial"):  # fmt: skip
             self._discard(number, run, summary)
             return
         self.tracker.end_run(run, "FINISHED")
@@ -319,7 +321,7 @@ class Worker:
         ``after_trial``, run by ``tell``, scans the whole study and calls study.stop(), which only works inside
         study.optimize()). Not over a trial already closed: a reaper's reason stays."""
         trial_id = retrying(lambda: self.handle.trial_id(number), what="look up the trial")
-        if not retrying(lambda: records.fail_trial(self.handle.cells, trial_id, attrs), what="report the trial"):
+        if not retrying(lambda: records.fail_trial(self.handle.storage, trial_id, attrs), what="report the trial"):
             # A reaper got there first (this worker was presumed lost): the trial is already closed.
             log.warning("trial %d was already closed by another process", number)
 
