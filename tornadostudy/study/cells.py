@@ -297,8 +297,9 @@ class CellTable:
     def run_id(self, study: str, cell: int, number: int) -> str | None:
         """The MLflow run recorded on the cell for its trial ``number``, if it was made by now."""
         t = self.table
-        rows = self._fetch_all(self.sa.select(t.c.run_id).where(
-            (t.c.study == study) & (t.c.cell == cell) & (t.c.trial_number == number)), "read the cell's run")  # fmt: skip
+        query = self.sa.select(t.c.run_id).where(
+            (t.c.study == study) & (t.c.cell == cell) & (t.c.trial_number == number))  # fmt: skip
+        rows = self._fetch_all(query, "read the cell's run")
         return rows[0].run_id if rows else None
 
     def results(self, study: str, cell: int) -> dict[str, Any] | None:
