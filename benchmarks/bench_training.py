@@ -54,7 +54,7 @@ def tornadostudy_run(folder: Path, mode: str, epochs: int, batch: int) -> float:
     params = TrialParams(epochs=epochs, batch_size=batch, learning_rate=1e-3, data_multiplier=1, num_gpus=0,
                          augmentation=mode)  # fmt: skip
     result = trainer.train(params, Timer(), TrialContext(0))
-    return _steady(times, result.info["train_samples_per_epoch"])
+    return _steady(times, result.info["train_samples"])
 
 
 def baseline_run(folder: Path, mode: str, epochs: int, batch: int) -> float:
