@@ -102,16 +102,27 @@ def test_a_write_mlflow_refuses_is_permanent_and_an_unreachable_server_is_not(tm
     assert not unreachable.value.permanent
 
 
-def test_waiting_writes_are_merged_in_order_into_calls_mlflow_accepts():
+def test_waiting_writes_are_merged_in_order_into_one_call_between_creates_and_ends():
     trial = [{"op": "params", "params": {"a": "1"}}, {"op": "metrics", "metrics": {"loss": 1.0}, "step": 1, "ts": 1},
              {"op": "metrics", "metrics": {"auc": 0.8}, "step": 0, "ts": 2, "tags": {"t": "x"}},
              {"op": "end", "status": "FINISHED", "ts": 3}]  # fmt: skip
     tags = [{"op": "tags", "tags": {f"k{i}": "v"}} for i in range(150)]
-    assert [len(group) for group in merge_writes(trial + tags)] == [3, 1, 100, 50], "at most 100 tags a call"
-    many = [{"op": "history", "entries": [[s, "loss", 1.0] for s in range(900)], "ts": 1},
-            {"op": "metrics", "metrics": {f"m{i}": 1.0 for i in range(200)}, "step": 1, "ts": 2}]  # fmt: skip
-    assert [len(group) for group in merge_writes(many)] == [1, 1], "at most 1,000 metrics a call"
-    assert [op for group in merge_writes(trial + tags + many) for op in group] == trial + tags + many
+    assert [len(group) for group in merge_writes(trial + tags)] == [3, 1, 150], "MlflowClient splits big batches"
+    assert [op for group in merge_writes(trial + tags) for op in group] == trial + tags
+
+
+def test_a_batch_over_mlflows_limits_arrives_whole(tmp_path):
+    """150 tags and 1,200 metrics in one merged call: MLflow's client splits it into calls MLflow accepts."""
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment, _ = tracker.ensure_experiment("s")
+    run_id = tracker.start_trial_run(experiment, None, "trial", {"batch_size": 128}, {})
+    writes = [{"op": "tags", "tags": {f"k{i}": "v"}} for i in range(150)]
+    writes.append({"op": "history", "entries": [[s, "loss", float(s)] for s in range(1200)], "ts": 1})
+    (group,) = merge_writes(writes)
+    tracker._apply(run_id, {"op": "batch", "ops": group})
+    run = tracker.client.get_run(run_id)
+    assert sum(k.startswith("k") for k in run.data.tags) == 150
+    assert len(tracker.curve(run_id, "loss")) == 1200
 
 
 def test_a_trial_that_waited_for_mlflow_arrives_in_two_calls_as_if_written_one_by_one(tmp_path):

@@ -1,9 +1,8 @@
 """MLflow logging of studies and trials — the only module that imports mlflow.
 
-Every call goes through an explicit client with an experiment id: no fluent global state and never
-``set_experiment`` in workers (it races and silently files runs under "Default"). A run's writes go
-over :mod:`tornadostudy.mlflow_rest` when the URI is a server (no mlflow import in a worker), else
-through ``MlflowClient``, which also does everything else.
+Every call goes through MLflow's own ``MlflowClient`` with an explicit experiment id: no fluent global
+state and never ``set_experiment`` in workers (it races and silently files runs under "Default"). So
+MLflow's URI schemes, authentication, plugins and environment variables all apply as the user set them.
 One study = one experiment (named after the study) with one parent run; one trial = one child run.
 """
 
@@ -15,8 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tornadostudy import mlflow_rest
-from tornadostudy.batching import BATCHED_OPS, merge_writes
 from tornadostudy.errors import TrackingError, UserInputError
 from tornadostudy.run_refs import RUN_KEY_TAG, RunBook, close_abandoned_runs, new_run_key, run_ref, trial_run_key
 from tornadostudy.spool import Spool
@@ -63,6 +60,23 @@ def _pool_settings(environ) -> None:
         environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "300")
 
 
+# The spooled writes that go into one log_batch call (MlflowClient.log_batch splits a call into MLflow's limits).
+BATCHED_OPS = frozenset({"params", "metrics", "history", "tags"})
+
+
+def merge_writes(ops: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """A run's waiting writes, in order, in groups of one ``log_batch`` call each: a trial's params, epochs and
+    final numbers become one call when they wait together (a busy delivery thread, a replay after an outage).
+    Creating and closing the run are calls of their own."""
+    groups: list[list[dict[str, Any]]] = []
+    for op in ops:
+        if op["op"] in BATCHED_OPS and groups and groups[-1][-1]["op"] in BATCHED_OPS:
+            groups[-1].append(op)
+        else:
+            groups.append([op])
+    return groups
+
+
 def _metrics_op(metrics: dict[str, float], step: int, tags: dict[str, Any] | None) -> dict[str, Any]:
     op = {"op": "metrics", "metrics": {k: float(v) for k, v in metrics.items()}, "step": step, "ts": _now_ms()}
     if tags:
@@ -85,34 +99,26 @@ class Tracker:
         background: bool = False,
         alive_every_s: float = 30.0,
     ) -> None:
-        """``own_retries``: the caller retries or spools every call itself (a worker), so the HTTP client
-        must not re-send on its own — a re-sent create_run whose first answer was only late makes a
-        second run that the caller's run key cannot see. ``background`` (needs a spool): writes to
-        existing runs are spooled and delivered by a background thread (:mod:`tornadostudy.delivery`)."""
+        """``own_retries``: the caller retries or spools every call itself (a worker), so by default MLflow's
+        HTTP client does not re-send on its own (a create re-sent after a late answer makes a second run; the
+        run key finds and deletes it). ``background`` (needs a spool): writes to existing runs are spooled and
+        delivered by a background thread (:mod:`tornadostudy.delivery`). MLflow's environment variables the
+        user set are honoured, never overwritten: these are defaults."""
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         if uri.startswith("http"):
             # Fail fast and let the spool keep the writes, instead of blocking training for minutes in
             # the client's own retry loop while the server is away.
-            if own_retries:  # even over a user's setting: a transport re-send is what makes duplicates
-                os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-            else:
-                os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0" if own_retries else "1")
             # A busy server may take long to answer; a stopped server fails at once.
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
         if uri.startswith("postgresql"):
             _pool_settings(os.environ)
         self.uri = uri
         self._client = None
-        # A run's writes (what a worker does) go through ``writer``: over a server, a REST client that
-        # spares each worker MLflow's import; otherwise MLflow's client itself.
-        if mlflow_rest.speaks(uri):
-            self.writer = mlflow_rest.RestClient(uri)
-            self._entities = (mlflow_rest.Metric, mlflow_rest.Param, mlflow_rest.RunTag)
-        else:
-            self.writer = self.client  # opened now: a bad URI is an error here, not at the first write
-            from mlflow.entities import Metric, Param, RunTag
+        self.writer = self.client  # opened now: a bad URI is an error here, not at the first write
+        from mlflow.entities import Metric, Param, RunTag
 
-            self._entities = (Metric, Param, RunTag)
+        self._entities = (Metric, Param, RunTag)
         self.runs = RunBook(self._create_run, self.runs_with_key, self.drop_duplicate_runs)
         self.spool = spool
         self.deliverer = None
@@ -125,7 +131,7 @@ class Tracker:
 
     @property
     def client(self):
-        """MLflow's own client, made when first needed (a worker logging to a server never needs it)."""
+        """MLflow's own client."""
         if self._client is None:
             try:
                 from mlflow import MlflowClient
