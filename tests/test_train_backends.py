@@ -12,19 +12,25 @@ import numpy as np
 import pytest
 
 from tornadostudy.train.backends import compilation_cache_dir, numpy_batches
+from tornadostudy.train.batches import steps_per_epoch
 from tornadostudy.train.jax_loop import chunk_steps
 
 
-@pytest.mark.parametrize(("n", "batch"), [(10, 5), (7, 5), (3, 5)])
-def test_the_numpy_stream_is_shuffle_repeat_batch(n, batch):
+@pytest.mark.parametrize(("n", "batch", "passes"), [(10, 5, 1), (7, 5, 1), (3, 5, 1), (7, 5, 3)])
+def test_every_epoch_is_whole_passes_with_a_smaller_last_batch(n, batch, passes):
     x = np.arange(n, dtype=np.float32)[:, None]
-    stream = numpy_batches(x, np.arange(n), batch, seed=1)
-    batches = [next(stream) for _ in range(n)]  # n batches of `batch` rows: exactly `batch` passes
-    assert all(len(bx) == len(by) == batch for bx, by in batches)
-    assert all((bx[:, 0] == by).all() and (np.diff(by) >= 0).all() for bx, by in batches)
-    assert Counter(np.concatenate([by for _, by in batches]).tolist()) == dict.fromkeys(range(n), batch)
-    again = numpy_batches(x, np.arange(n), batch, seed=1)
-    assert all((next(again)[1] == by).all() for _, by in batches), "the same seed gives the same stream"
+    stream = numpy_batches(x, np.arange(n), batch, seed=1, passes=passes)
+    steps = steps_per_epoch(n, passes, batch)
+    for _ in range(3):  # three epochs
+        epoch = [next(stream) for _ in range(steps)]
+        sizes = [len(by) for _, by in epoch]
+        assert sizes[:-1] == [batch] * (steps - 1) and 0 < sizes[-1] <= batch
+        assert all((bx[:, 0] == by).all() and (np.diff(by) >= 0).all() for bx, by in epoch)
+        # every row exactly `passes` times: an epoch never sees more samples than its passes hold
+        assert Counter(np.concatenate([by for _, by in epoch]).tolist()) == dict.fromkeys(range(n), passes)
+    again = numpy_batches(x, np.arange(n), batch, seed=1, passes=passes)
+    first = numpy_batches(x, np.arange(n), batch, seed=1, passes=passes)
+    assert all((next(again)[1] == next(first)[1]).all() for _ in range(steps)), "the same seed, the same stream"
 
 
 def test_jax_compiles_into_a_user_cache_unless_told_where_or_not_to(tmp_path):
@@ -97,7 +103,7 @@ def test_a_trial_trains_checkpoints_and_resumes_on_jax(prepared_small, tmp_path,
         assert out[mode]["info"]["keras_backend"] == "jax"
         assert out[mode]["info"]["devices"] == ["cpu"]
         assert 0 <= out[mode]["test"]["accuracy"] <= 1
-        assert set(out[mode]["times"]) == {"data_s", "first_epoch_s", "steady_epochs_s", "test_s"}
+        assert set(out[mode]["times"]) == {"data_s", "first_epoch_s", "steady_epochs_s", "eval_s", "test_s"}
     assert out["live_interrupted_at"] == 1, "stopped inside epoch 2; the resumed attempt trained epoch 2 only"
     assert out["live"]["info"]["resumed_from_epoch"] == 1
 

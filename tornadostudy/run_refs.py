@@ -143,10 +143,17 @@ class RunBook:
             return
         experiment_id, run_key = parse_ref(ref)
         try:
-            self._drop(experiment_id, run_key, run_id)
-            self._looked_up.discard(ref)
+            self._drop(experiment_id, run_key, run_id)  # kept in _looked_up: sweep() looks once more
         except TrackingError as exc:
             log.warning("could not look for duplicates of MLflow run %s (%s)", run_id, str(exc)[:200])
+
+    def sweep(self) -> None:
+        """Look once more for duplicates of every run whose creation may have made a second one: a create
+        re-sent by the HTTP client can reach the server after its trial ended."""
+        for ref in list(self._looked_up):
+            if (run_id := self._ids.get(ref)) is not None:
+                self.before_end(ref, run_id)
+                self._looked_up.discard(ref)
 
     def _made(self, ref: str, run_id: str) -> None:
         self._ids[ref] = run_id

@@ -361,10 +361,13 @@ class Tracker:
         return len(adopted)
 
     def close(self, wait_s: float = 0.0) -> list[str]:
-        """Stop background delivery after waiting at most ``wait_s`` for it; the run ids still waiting."""
+        """Stop background delivery after waiting at most ``wait_s`` for it; the run ids still waiting. Runs
+        whose creation may have been sent twice are checked for duplicates once more."""
         if self.deliverer is None:
             return self.flush() if wait_s else []
         left = self.deliverer.close(wait_s)
+        if wait_s:
+            self.runs.sweep()
         if not left:
             self.spool.remove_if_empty()
         return left
