@@ -1,4 +1,4 @@
-"""The import direction of the design: cli → study/worker/report/launch → train, tracking → model, data → spec."""
+"""The import direction of the design (docs/architecture.md): every part of the package has its layer."""
 
 import ast
 import subprocess
@@ -28,8 +28,8 @@ def _top(names: set[str]) -> set[str]:
     return {n.split(".")[0] for n in names}
 
 
-def test_only_the_tracking_module_imports_mlflow():
-    offenders = [m for m, names in _modules().items() if "mlflow" in _top(names) and m != "tracking.py"]
+def test_only_the_tracker_imports_mlflow():
+    offenders = [m for m, names in _modules().items() if "mlflow" in _top(names) and m != "tracking/tracker.py"]
     assert offenders == []
 
 
@@ -38,29 +38,78 @@ def test_only_the_study_side_imports_optuna():
     assert offenders == []
 
 
+# Each part of the package and what it must not import: imports go one way,
+# cli → cluster → report, study → tracking, train → model, data, paper → spec, errors, urls.
+LAYERS = {
+    "cli": (),
+    "cluster": ("tornadostudy.cli",),
+    "report": ("tornadostudy.cli", "tornadostudy.cluster", "tornadostudy.study", "tornadostudy.train",
+               "tornadostudy.tracking"),
+    "study": ("tornadostudy.cli", "tornadostudy.cluster", "tornadostudy.report"),
+    "tracking": ("tornadostudy.cli", "tornadostudy.cluster", "tornadostudy.report", "tornadostudy.study",
+                 "tornadostudy.train", "tornadostudy.data", "tornadostudy.model", "tornadostudy.paper"),
+    "train": ("tornadostudy.cli", "tornadostudy.cluster", "tornadostudy.report", "tornadostudy.study",
+              "tornadostudy.tracking"),
+    "model.py": ("tornadostudy.cli", "tornadostudy.cluster", "tornadostudy.report", "tornadostudy.study",
+                 "tornadostudy.tracking", "tornadostudy.train"),
+    "data": ("tornadostudy.cli", "tornadostudy.cluster", "tornadostudy.report", "tornadostudy.study",
+             "tornadostudy.tracking", "tornadostudy.train", "tornadostudy.model", "tornadostudy.paper"),
+    "paper": ("tornadostudy.cli", "tornadostudy.cluster", "tornadostudy.report", "tornadostudy.study",
+              "tornadostudy.tracking", "tornadostudy.train", "tornadostudy.data", "tornadostudy.model"),
+    "spec.py": ("tornadostudy.cli", "tornadostudy.cluster", "tornadostudy.report", "tornadostudy.study",
+                "tornadostudy.tracking", "tornadostudy.train", "tornadostudy.data", "tornadostudy.model",
+                "tornadostudy.paper"),
+}  # fmt: skip
+
+
+def test_every_part_of_the_package_has_a_layer():
+    parts = {p.name for p in PACKAGE.iterdir() if (p.is_dir() and (p / "__init__.py").exists()) or p.suffix == ".py"}
+    base = {"__init__.py", "__main__.py", "errors.py", "urls.py"}  # below everything
+    assert parts - base == set(LAYERS), "a new module or subpackage needs its place in LAYERS"
+
+
 def test_lower_layers_do_not_import_upper_layers():
-    rules = {
-        "train": ("tornadostudy.study", "tornadostudy.tracking", "tornadostudy.cli", "tornadostudy.launch",
-                  "tornadostudy.report"),
-        "data": ("tornadostudy.study", "tornadostudy.tracking", "tornadostudy.train", "tornadostudy.model",
-                 "tornadostudy.cli"),
-        "model.py": ("tornadostudy.study", "tornadostudy.tracking", "tornadostudy.train", "tornadostudy.cli"),
-        "spec.py": ("tornadostudy.data", "tornadostudy.study", "tornadostudy.train", "tornadostudy.tracking"),
-        "tracking.py": ("tornadostudy.study", "tornadostudy.train", "tornadostudy.cli"),
-        # The paper's published numbers and the cost model fitted to them: below everything that uses them.
-        "paper": ("tornadostudy.study", "tornadostudy.tracking", "tornadostudy.train", "tornadostudy.report",
-                  "tornadostudy.data", "tornadostudy.cli", "tornadostudy.launch", "tornadostudy.model"),
-    }  # fmt: skip
-    for sub, forbidden in rules.items():
+    for sub, forbidden in LAYERS.items():
         for module, names in _modules(sub).items():
-            bad = sorted(n for n in names if n.startswith(forbidden))
+            bad = sorted(n for n in names if forbidden and n.startswith(forbidden))
             assert not bad, f"{module} imports {bad}"
+
+
+def test_no_import_cycles_between_modules():
+    graph = {}
+    for module, names in _modules().items():
+        dotted = "tornadostudy." + module.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+        graph[dotted] = {n for n in names if n.startswith("tornadostudy.")}
+    modules = set(graph)
+
+    def resolve(name):  # "from tornadostudy.x import y" names the module x (or x's package)
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    edges = {m: {resolve(n) for n in deps} - {m, "tornadostudy", ""} for m, deps in graph.items()}
+    # A package's __init__ re-exporting its own modules is not a cycle of design.
+    edges = {m: {d for d in ds if not m.startswith(d + ".") and not d.startswith(m + ".")} for m, ds in edges.items()}
+    seen, stack = set(), []
+
+    def visit(node, path):
+        if node in path:
+            raise AssertionError("import cycle: " + " → ".join([*path[path.index(node) :], node]))
+        if node in seen:
+            return
+        seen.add(node)
+        for nxt in edges.get(node, ()):
+            visit(nxt, [*path, node])
+
+    for module in sorted(edges):
+        visit(module, stack)
 
 
 def test_heavy_libraries_are_imported_lazily():
     heavy = ("tensorflow", "keras", "mlflow", "optuna", "sqlalchemy")
     code = (
-        "import sys, tornadostudy, tornadostudy.cli, tornadostudy.spec, tornadostudy.report, tornadostudy.launch\n"
+        "import sys, tornadostudy, tornadostudy.cli, tornadostudy.spec, tornadostudy.report\n"
+        "import tornadostudy.cluster.launch, tornadostudy.cluster.submit, tornadostudy.paper.profile\n"
         "import tornadostudy.study.worker, tornadostudy.study.create, tornadostudy.train, tornadostudy.tracking\n"
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )

@@ -7,8 +7,8 @@ import subprocess
 import pytest
 
 from tests.conftest import run_cli, write_sim_spec
-from tornadostudy.spool import Spool
 from tornadostudy.tracking import Tracker
+from tornadostudy.tracking.spool import Spool
 
 
 @pytest.mark.slow

@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
-from tornadostudy.delivery import Deliverer, linger_s
 from tornadostudy.errors import UserInputError
-from tornadostudy.spool import Spool
+from tornadostudy.tracking.delivery import Deliverer, linger_s
+from tornadostudy.tracking.spool import Spool
 
 
 class FakeMlflow:

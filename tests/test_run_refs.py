@@ -3,9 +3,9 @@
 import pytest
 
 from tornadostudy.errors import TrackingError
-from tornadostudy.run_refs import parse_ref, run_ref
-from tornadostudy.spool import Spool
 from tornadostudy.tracking import RUN_KEY_TAG, Tracker, close_abandoned_runs, new_run_key
+from tornadostudy.tracking.run_refs import parse_ref, run_ref
+from tornadostudy.tracking.spool import Spool
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
+from tornadostudy.cluster.slurm import SbatchJob, Slurm, SlurmError, job_name, render_sbatch
 from tornadostudy.errors import UserInputError
-from tornadostudy.slurm import SbatchJob, Slurm, SlurmError, job_name, render_sbatch
 
 
 def _job(**kw):

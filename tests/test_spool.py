@@ -4,7 +4,7 @@ import socket
 import subprocess
 import time
 
-from tornadostudy.spool import Spool
+from tornadostudy.tracking.spool import Spool
 
 
 def test_spooled_writes_replay_in_order_and_resume_where_they_stopped(tmp_path):

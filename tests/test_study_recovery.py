@@ -10,11 +10,11 @@ import pytest
 
 from tests.conftest import run_cli, start_workers, wait_all, write_sim_spec
 from tornadostudy.spec import load_spec
-from tornadostudy.spool import Spool
 from tornadostudy.study.create import create_study
 from tornadostudy.study.handle import StudyHandle
 from tornadostudy.study.status import study_status
 from tornadostudy.tracking import Tracker
+from tornadostudy.tracking.spool import Spool
 
 FAST_BEATS = {"TORNADOSTUDY_HEARTBEAT_S": "0.3", "TORNADOSTUDY_STALE_AFTER_S": "3"}
 

@@ -5,12 +5,12 @@ import subprocess
 import pytest
 
 from tests.conftest import write_sim_spec
+from tornadostudy.cluster.slurm import Slurm
+from tornadostudy.cluster.submit import SubmitOptions, gpu_counts, job_status, plan_jobs, submit_study
 from tornadostudy.errors import UserInputError
-from tornadostudy.slurm import Slurm
 from tornadostudy.spec import load_spec
 from tornadostudy.study.create import create_study
 from tornadostudy.study.handle import StudyHandle
-from tornadostudy.study.submit import SubmitOptions, gpu_counts, job_status, plan_jobs, submit_study
 
 
 class FakeScheduler:

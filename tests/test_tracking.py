@@ -3,8 +3,9 @@
 import pytest
 
 from tornadostudy.errors import TrackingError
-from tornadostudy.spool import Spool
-from tornadostudy.tracking import RUN_KEY_TAG, Tracker, _pool_settings, merge_writes, new_run_key
+from tornadostudy.tracking import RUN_KEY_TAG, Tracker, merge_writes, new_run_key
+from tornadostudy.tracking.spool import Spool
+from tornadostudy.tracking.tracker import _pool_settings
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,7 @@ def test_a_worker_syncs_its_spool_to_disk_when_a_trial_ends_not_at_every_write(t
     import os
     from pathlib import Path
 
-    from tornadostudy import spool as spool_module
+    from tornadostudy.tracking import spool as spool_module
 
     synced = []  # the write each sync made durable (with every earlier one of its run's file)
 

@@ -166,7 +166,7 @@ def test_thirty_two_workers_log_straight_to_postgresql_without_errors(postgres_f
 
 
 def test_submit_falls_back_to_no_idle_connections_when_the_server_limit_is_near(postgres_factory, study_env, tmp_path):
-    from tornadostudy.study.submit import SubmitOptions, connections_fit, plan_jobs
+    from tornadostudy.cluster.submit import SubmitOptions, connections_fit, plan_jobs
 
     folder, env = study_env
     url = resolve_storage_url(postgres_factory())

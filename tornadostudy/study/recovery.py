@@ -159,8 +159,8 @@ def _close_runs(handle: StudyHandle, tracker, trial, reason: str) -> None:
     run_id = trial.user_attrs.get("mlflow_run_id")
     try:
         if tracker is None:
-            from tornadostudy.spool import Spool
             from tornadostudy.tracking import Tracker, resolve_tracking_uri
+            from tornadostudy.tracking.spool import Spool
 
             uri = resolve_tracking_uri(None, handle.stored_tracking_uri)
             tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri))  # spooled if MLflow is away

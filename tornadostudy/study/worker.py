@@ -23,7 +23,6 @@ from typing import Any
 
 from tornadostudy.errors import TrackingError, TrainingError
 from tornadostudy.spec import Range, StudySpec
-from tornadostudy.spool import Spool
 from tornadostudy.study import records
 from tornadostudy.study.costs import CostRefiner
 from tornadostudy.study.handle import StudyHandle, make_sampler
@@ -31,6 +30,7 @@ from tornadostudy.study.identity import cpu_description, package_versions, worke
 from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers, stale_after_s
 from tornadostudy.study.storage import retrying
 from tornadostudy.tracking import Tracker, resolve_tracking_uri, trial_run_key
+from tornadostudy.tracking.spool import Spool
 from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams, make_trainer
 from tornadostudy.train.checkpoint import TrialInterrupted, load_state
 from tornadostudy.train.checkpoint import clear as clear_checkpoint

@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 
-from tornadostudy.cli_args import int_list, name_list, positive_int
+from tornadostudy.cli.args import int_list, name_list, positive_int
 from tornadostudy.errors import TrackingError, UserInputError
 
 __all__ = ["add_study_commands"]
@@ -62,7 +62,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from tornadostudy.launch import LocalRunOptions, run_local
+    from tornadostudy.cluster.launch import LocalRunOptions, run_local
     from tornadostudy.tracking import resolve_tracking_uri
 
     opts = LocalRunOptions(str(args.spec), _storage(args), resolve_tracking_uri(args.tracking_uri), args.workers)
@@ -75,11 +75,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from tornadostudy.slurm import SlurmError
+    from tornadostudy.cluster.slurm import SlurmError
+    from tornadostudy.cluster.submit import job_status
     from tornadostudy.study.handle import StudyHandle
     from tornadostudy.study.recovery import reap_lost_workers
     from tornadostudy.study.status import format_status, study_status
-    from tornadostudy.study.submit import job_status
 
     handle = StudyHandle.open(args.study, _storage(args))
     reap_lost_workers(handle)  # a lost worker's cell is found even when no worker asks for work
@@ -93,8 +93,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
+    from tornadostudy.cluster.submit import SubmitOptions, plan_jobs, submit_study
     from tornadostudy.study.handle import StudyHandle
-    from tornadostudy.study.submit import SubmitOptions, plan_jobs, submit_study
 
     opts = SubmitOptions(
         gpus=args.gpus, array=args.array, partition=args.partition, time=args.time, account=args.account,
@@ -170,9 +170,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_tracking_sync(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tornadostudy.spool import Spool, default_spool_root
     from tornadostudy.study.recovery import stale_after_s
     from tornadostudy.tracking import Tracker, close_abandoned_runs, resolve_tracking_uri
+    from tornadostudy.tracking.spool import Spool, default_spool_root
 
     root = Path(args.spool) if args.spool else default_spool_root()
     # Only the spools of workers that are gone: a live worker delivers its own.

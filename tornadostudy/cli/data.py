@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 import json
 
-from tornadostudy.cli_args import date, int_list, positive_int
+from tornadostudy.cli.args import date, int_list, positive_int
 
 __all__ = ["add_data_commands"]
 

@@ -1,7 +1,7 @@
 """An ordered, on-disk journal of a process's tracking writes.
 
 One JSON-lines file per run. A worker appends every write here first and a background thread delivers
-it (:mod:`tornadostudy.delivery`); it syncs the file to disk with a trial's final numbers and its run's
+it (:mod:`tornadostudy.tracking.delivery`); it syncs the file to disk with a trial's final numbers and its run's
 end (a sync per epoch cost a trial more than its claim did). Other callers append, synced, only what
 they could not deliver. Either way every run's writes reach MLflow in their original order, and a write
 survives its process being killed. Each write carries its own timestamp, so a replay that repeats an

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tornadostudy.errors import UserInputError
-from tornadostudy.spool import Spool
+from tornadostudy.tracking.spool import Spool
 
 __all__ = ["Deliverer", "linger_s"]
 

@@ -8,8 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tornadostudy.cluster.slurm import SbatchJob, Slurm, render_sbatch
 from tornadostudy.errors import UserInputError
-from tornadostudy.slurm import SbatchJob, Slurm, render_sbatch
 from tornadostudy.study.handle import StudyHandle
 from tornadostudy.study.jobs import JobTable
 

@@ -11,8 +11,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tornadostudy.cli_data import add_data_commands
-from tornadostudy.cli_study import add_study_commands
+from tornadostudy.cli.data import add_data_commands
+from tornadostudy.cli.study import add_study_commands
 from tornadostudy.errors import TornadoStudyError, UserInputError
 
 __all__ = ["build_parser", "main"]

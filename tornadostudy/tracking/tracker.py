@@ -15,8 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 from tornadostudy.errors import TrackingError, UserInputError
-from tornadostudy.run_refs import RUN_KEY_TAG, RunBook, close_abandoned_runs, new_run_key, run_ref, trial_run_key
-from tornadostudy.spool import Spool
+from tornadostudy.tracking.run_refs import (
+    RUN_KEY_TAG,
+    RunBook,
+    close_abandoned_runs,
+    new_run_key,
+    run_ref,
+    trial_run_key,
+)
+from tornadostudy.tracking.spool import Spool
 from tornadostudy.urls import mask_url, normalize_db_url
 
 __all__ = [
@@ -102,7 +109,7 @@ class Tracker:
         """``own_retries``: the caller retries or spools every call itself (a worker), so by default MLflow's
         HTTP client does not re-send on its own (a create re-sent after a late answer makes a second run; the
         run key finds and deletes it). ``background`` (needs a spool): writes to existing runs are spooled and
-        delivered by a background thread (:mod:`tornadostudy.delivery`). MLflow's environment variables the
+        delivered by a background thread (:mod:`tornadostudy.tracking.delivery`). MLflow's environment variables the
         user set are honoured, never overwritten: these are defaults."""
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         if uri.startswith("http"):
@@ -125,7 +132,7 @@ class Tracker:
         if background:
             if spool is None:
                 raise ValueError("background delivery needs a spool")
-            from tornadostudy.delivery import Deliverer, linger_s
+            from tornadostudy.tracking.delivery import Deliverer, linger_s
 
             self.deliverer = Deliverer(spool, self._apply, alive_every_s, merge_writes, linger_s())
 
@@ -200,7 +207,7 @@ class Tracker:
         on_made: Callable[[str], None] | None = None,
     ) -> str:
         """A trial's run, tagged with ``run_key``, named by the ref that its writes go to. With background
-        delivery the delivery thread makes it (:mod:`tornadostudy.run_refs`) and nothing waits here;
+        delivery the delivery thread makes it (:mod:`tornadostudy.tracking.run_refs`) and nothing waits here;
         otherwise it is made now, or spooled while MLflow is away. ``on_made(run_id)``: called once the run
         exists. Its params are the run's first write (logging the same params again is allowed)."""
         ref, create = self._trial_run(experiment_id, parent_run_id, run_name, tags, run_key, False, on_made)
