@@ -69,3 +69,24 @@ def test_studies_are_separate(cells):
     assert cells.counts("b")["waiting"] == 1
     cells.delete_study("a")
     assert sum(cells.counts("a").values()) == 0
+
+
+def test_a_cells_table_made_before_the_results_column_gets_it(tmp_path):
+    import sqlalchemy as sa
+
+    from tornadostudy.study.cells import TABLE, CellTable
+    from tornadostudy.study.storage import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path}/old.db")
+    with engine.begin() as conn:  # the table as an earlier version made it
+        conn.execute(sa.text(f"CREATE TABLE {TABLE} (study VARCHAR(512), cell INTEGER, params TEXT, "
+                             "num_gpus INTEGER, cost FLOAT, state VARCHAR(16), attempts INTEGER, trial_number INTEGER, "
+                             "run_id VARCHAR(64), worker VARCHAR(256), claimed_at FLOAT, heartbeat_at FLOAT, "
+                             "finished_at FLOAT, last_error TEXT, PRIMARY KEY (study, cell))"))  # fmt: skip
+    cells = CellTable(engine)
+    cells.upgrade_schema()
+    cells.upgrade_schema()  # a second worker finds it there
+    cells.insert("s", [(0, {"epochs": 1}, None, 1.0)])
+    claim = cells.claim("s", 0, "w")
+    assert cells.record_trial("s", claim.cell, "w", 0)
+    assert cells.complete("s", claim.cell, "w", 0, {"values": [1.0]}) and cells.results("s", 0) == {"values": [1.0]}

@@ -83,11 +83,22 @@ class CellTable:
 
     def create_schema(self) -> None:
         self.metadata.create_all(self.engine, checkfirst=True)
-        # A study database made before the results column: add it (the table is ours).
-        columns = {c["name"] for c in self.sa.inspect(self.engine).get_columns(TABLE)}
-        if "results" not in columns:
+        self.upgrade_schema()
+
+    def upgrade_schema(self) -> None:
+        """A study database made before the results column gets it (the table is ours). Several workers of
+        an array may try at once: one adds it, the others find it there."""
+        def has_results() -> bool:
+            return "results" in {c["name"] for c in self.sa.inspect(self.engine).get_columns(TABLE)}
+
+        if has_results():
+            return
+        try:
             with self.engine.begin() as conn:
                 conn.execute(self.sa.text(f"ALTER TABLE {TABLE} ADD COLUMN results TEXT"))
+        except self.sa.exc.DBAPIError:
+            if not has_results():
+                raise
 
     def execute_alone(self, statement, binds: dict[str, Any] | None = None, *, consume):
         """Run ``statement`` as a transaction of its own and return ``consume(result)``.

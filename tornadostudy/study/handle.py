@@ -86,7 +86,9 @@ class StudyHandle:
         spec = StudySpec.from_json(attrs[ATTR_SPEC])
         # One engine (one pooled connection) per process for Optuna and the cell table alike, so an array of
         # workers stays under the database's connection limit.
-        return cls(name, url, spec, study_id, CellTable(storage.engine), attrs, storage, wait)
+        cells = CellTable(storage.engine)
+        cells.upgrade_schema()
+        return cls(name, url, spec, study_id, cells, attrs, storage, wait)
 
     @property
     def study(self):

@@ -182,7 +182,7 @@ class Worker:
             "train_samples": rows.samples,
             "train_positive_fraction": round(rows.positive_fraction, 4),
         }
-        # The delivery thread makes the run and records its id on the trial; the trial does not wait. The
+        # The delivery thread makes the run and records its id on the cell (and the trial); nothing waits. The
         # run key is derived from the trial: a reaper finds the run by it when this worker dies.
         run = self.tracker.open_trial_run(
             self.handle.experiment_id, self.handle.parent_run_id, f"{trial_params.label()} #{number}", run_params,
