@@ -88,6 +88,7 @@ class CellTable:
     def upgrade_schema(self) -> None:
         """A study database made before the results column gets it (the table is ours). Several workers of
         an array may try at once: one adds it, the others find it there."""
+
         def has_results() -> bool:
             return "results" in {c["name"] for c in self.sa.inspect(self.engine).get_columns(TABLE)}
 
