@@ -32,6 +32,7 @@ def test_run_executes_a_whole_study_and_reports(study_env):
     assert again.returncode == 0 and "resumed" in again.stdout
 
 
+@pytest.mark.slow
 def test_create_status_and_worker_by_hand(study_env):
     folder, env = study_env
     spec = write_sim_spec(folder)

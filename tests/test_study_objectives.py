@@ -1,11 +1,14 @@
 """Multi-objective studies (e.g. accuracy vs wall time, as in paper-6.1.toml)."""
 
+import pytest
+
 from tests.conftest import start_workers, wait_all, write_sim_spec
 from tornadostudy.spec import load_spec
 from tornadostudy.study.create import create_study
 from tornadostudy.study.handle import StudyHandle
 
 
+@pytest.mark.slow
 def test_two_objectives_are_reported_in_spec_order(study_env):
     folder, env = study_env
     path = write_sim_spec(folder, search="batch_size = [128, 1024]")

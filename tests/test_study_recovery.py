@@ -36,6 +36,7 @@ def _runs(env, handle):
     return Tracker(env["MLFLOW_TRACKING_URI"]).trial_runs(handle.experiment_id)
 
 
+@pytest.mark.slow
 def test_a_sigkilled_worker_is_reaped_by_status_and_its_cell_runs_again(study_env):
     folder, env = study_env
     env = {**env, **FAST_BEATS}
@@ -71,6 +72,7 @@ def test_a_sigkilled_worker_is_reaped_by_status_and_its_cell_runs_again(study_en
     assert retry.data.tags["retry_of_trial"] == "0"
 
 
+@pytest.mark.slow
 def test_a_worker_with_nothing_left_stays_to_run_again_the_cell_of_a_worker_killed_meanwhile(study_env):
     folder, env = study_env
     # The killed worker's cell turns stale 6 s after its claim: long after the survivor's own short cell is done.
@@ -93,6 +95,7 @@ def test_a_worker_with_nothing_left_stays_to_run_again_the_cell_of_a_worker_kill
     assert (status["complete"], status["running"], status["waiting"]) == (2, 0, 0), status
 
 
+@pytest.mark.slow
 def test_a_worker_presumed_lost_cannot_complete_its_old_cell(study_env):
     """The last line of defence: a worker that never learns its cell was handed on (it sends no heartbeat)
     trains to the end, and its result is refused."""
@@ -120,6 +123,7 @@ def test_a_worker_presumed_lost_cannot_complete_its_old_cell(study_env):
     assert {r.info.status for r in _runs(env, handle)} <= {"FINISHED", "KILLED"}
 
 
+@pytest.mark.slow
 def test_the_spooled_writes_of_a_dead_worker_are_delivered_by_the_next_worker(study_env):
     folder, env = study_env
     spec, handle = _setup(folder, env, search="epochs = [2]\nbatch_size = [128]")
@@ -141,6 +145,7 @@ def test_the_spooled_writes_of_a_dead_worker_are_delivered_by_the_next_worker(st
     assert not list((folder / ".tornadostudy" / "spool").iterdir()), "every spool delivered and removed"
 
 
+@pytest.mark.slow
 def test_a_run_whose_id_was_never_recorded_is_found_by_its_key_and_closed(study_env, monkeypatch):
     from tornadostudy.study.recovery import reap_lost_workers
     from tornadostudy.study.worker import Worker, WorkerOptions
@@ -169,6 +174,7 @@ def test_a_run_whose_id_was_never_recorded_is_found_by_its_key_and_closed(study_
     assert run.info.status == "KILLED" and run.data.tags["fail_reason"].startswith("worker lost")
 
 
+@pytest.mark.slow
 def test_a_worker_killed_before_its_run_was_made_leaves_it_to_the_next_worker_which_closes_it(study_env):
     """The trial never waited for its run: SIGKILL while the create is still in the spool. The reaper finds
     no run; the next worker adopts the spool, makes the run and closes it as KILLED."""
@@ -197,6 +203,7 @@ def test_a_worker_killed_before_its_run_was_made_leaves_it_to_the_next_worker_wh
     assert runs["1"].data.tags["retry_of_trial"] == "0" and "retry_of_run" not in runs["1"].data.tags
 
 
+@pytest.mark.slow
 def test_a_worker_whose_cell_is_handed_on_stops_its_trial_within_a_heartbeat(study_env):
     """The cell is handed on while its worker still trains (a reaper presumed it lost): the worker's next
     heartbeat finds the cell is no longer its own, the trial stops at its next batch boundary without writing
@@ -249,6 +256,7 @@ def test_staleness_is_judged_on_the_database_clock_not_the_workers(tmp_path, mon
     assert {r["cell"]: r["state"] for r in cells.rows("s")} == {live.cell: "running", dead.cell: "waiting"}
 
 
+@pytest.mark.slow
 def test_a_trial_whose_worker_died_after_its_cell_completed_is_completed_by_the_reaper(study_env, monkeypatch):
     """The cell is the commit point: a worker killed between completing its cell and its trial leaves a
     complete cell and a RUNNING trial, which the next reaper completes from the results on the cell."""

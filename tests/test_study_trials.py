@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 from tests.conftest import run_cli, write_sim_spec
 from tornadostudy.study.handle import StudyHandle
 from tornadostudy.study.trials import (
@@ -36,6 +38,7 @@ def _via_optuna(handle) -> list[dict]:
     return out
 
 
+@pytest.mark.slow
 def test_cell_records_equal_optunas_and_skip_unfinished_trials(study_env):
     folder, env = study_env
     spec = write_sim_spec(folder, search='batch_size = [128, 256]\naugmentation = ["pre", "live"]\n'
@@ -59,6 +62,7 @@ def test_cell_records_equal_optunas_and_skip_unfinished_trials(study_env):
     assert report_skill(handle) == handle.spec.objectives[0].metric == "test_auc"  # the default objective
 
 
+@pytest.mark.slow
 def test_a_trial_without_a_recorded_run_id_gets_its_run_by_its_key(study_env):
     """A worker killed after completing a trial but before its delivery thread made the run leaves the trial
     without ``mlflow_run_id``; the run is made later (by an adopter) and found by the trial's run key."""
@@ -74,6 +78,7 @@ def test_a_trial_without_a_recorded_run_id_gets_its_run_by_its_key(study_env):
     assert {r["trial"]: r["run_id"] for r in records} == recorded and None not in recorded.values()
 
 
+@pytest.mark.slow
 def test_running_trials_are_optunas_running_trials(study_env):
     """What a reaper reads: ids, numbers, start times and user attributes."""
     import optuna

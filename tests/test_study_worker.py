@@ -68,6 +68,7 @@ def test_eight_concurrent_workers_complete_every_cell_exactly_once(study_env):
     assert all(status_of[r.data.tags["retry_of_run"]] == "FAILED" for r in retries if "retry_of_run" in r.data.tags)
 
 
+@pytest.mark.slow
 def test_workers_only_claim_cells_with_their_gpu_count(study_env):
     folder, env = study_env
     spec, _ = _create(folder, env, search="num_gpus = [0, 1, 2]\nbatch_size = [128, 256]")
@@ -85,6 +86,7 @@ def test_workers_only_claim_cells_with_their_gpu_count(study_env):
     assert sorted(int(r.data.params["num_gpus"]) for r in runs) == [1, 1, 2, 2]
 
 
+@pytest.mark.slow
 def test_a_cell_out_of_attempts_is_failed_with_its_reason(study_env):
     folder, env = study_env
     spec, _ = _create(folder, env, search="batch_size = [32, 64, 128, 256, 512, 1024]", fail_probability=0.6,
@@ -102,6 +104,7 @@ def test_a_cell_out_of_attempts_is_failed_with_its_reason(study_env):
     assert all("simulated failure" in r.data.tags["fail_reason"] for r in failed_runs)
 
 
+@pytest.mark.slow
 def test_mlflow_logging_contract(study_env):
     folder, env = study_env
     spec, created = _create(folder, env, search='epochs = [3]\nbatch_size = [128, 256]\naugmentation = ["pre"]')
@@ -160,6 +163,7 @@ def test_bad_data_writes_nothing(study_env):
     assert not (folder / "study.db").exists() and not (folder / "mlflow.db").exists()
 
 
+@pytest.mark.slow
 def test_tpe_study_spends_exactly_its_budget(study_env):
     folder, env = study_env
     spec, _ = _create(
@@ -175,6 +179,7 @@ def test_tpe_study_spends_exactly_its_budget(study_env):
     assert len({t.params["learning_rate"] for t in complete}) == 7, "parallel workers explore different points"
 
 
+@pytest.mark.slow
 def test_a_stopped_worker_checkpoints_and_the_retry_resumes_at_that_epoch(study_env):
     import signal
     import time
@@ -219,6 +224,7 @@ def test_a_stopped_worker_checkpoints_and_the_retry_resumes_at_that_epoch(study_
     assert not handle.checkpoint_dir(0).exists(), "the checkpoint is removed once the cell is complete"
 
 
+@pytest.mark.slow
 def test_a_worker_looks_for_lost_cells_once_per_interval_not_before_every_claim(study_env, monkeypatch):
     import tornadostudy.study.worker as worker_module
     from tornadostudy.study.worker import Worker, WorkerOptions
@@ -234,6 +240,7 @@ def test_a_worker_looks_for_lost_cells_once_per_interval_not_before_every_claim(
     assert len(calls) == 2, "once before the first claim and once before leaving, not once per claim"
 
 
+@pytest.mark.slow
 def test_a_grid_workers_trials_read_back_through_optuna_as_its_own_records(study_env):
     """Completed and failed trials, written through Optuna's public API, with their reasons."""
     from tornadostudy.study.worker import Worker, WorkerOptions
