@@ -58,6 +58,7 @@ def test_library_errors_are_one_line_and_debug_shows_traceback(tmp_path):
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
+@pytest.mark.slow
 def test_end_to_end_3000_storms(tmp_path):
     raw, prepared = tmp_path / "raw", tmp_path / "prepared"
     synth = run_cli("data", "synth", "--out", str(raw), "--storms", "3000", "--seed", "1")

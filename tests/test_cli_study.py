@@ -91,6 +91,7 @@ def _finished_study(study_env):
     return folder, env
 
 
+@pytest.mark.slow
 def test_report_html_latex_and_its_bad_options(study_env):
     folder, env = _finished_study(study_env)
     out = folder / "rep"
@@ -111,6 +112,7 @@ def test_report_html_latex_and_its_bad_options(study_env):
         assert not (folder / "bad").exists()
 
 
+@pytest.mark.slow
 def test_report_without_a_reachable_mlflow_still_writes_everything_else(study_env):
     folder, env = _finished_study(study_env)
     out = folder / "rep"
@@ -125,6 +127,7 @@ def test_report_without_a_reachable_mlflow_still_writes_everything_else(study_en
     assert tables.returncode == 0 and "Tables 8–9" in tables.stdout and not tables.stderr.strip()
 
 
+@pytest.mark.slow
 def test_tracking_sync_delivers_the_spools_of_workers_that_are_gone_only(study_env):
     folder, env = study_env
     tracker = Tracker(env["MLFLOW_TRACKING_URI"])
