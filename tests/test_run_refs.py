@@ -87,6 +87,7 @@ def test_a_late_create_is_dropped_before_the_run_is_closed_keeping_the_recorded_
     late.pop()()  # the held request arrives while the trial trains
     assert len(tracker.trial_runs(experiment)) == 2
     tracker.end_run(ref, "FINISHED")
+    assert tracker.flush() == []
     [run] = tracker.trial_runs(experiment)
     assert made == [run.info.run_id] and run.info.status == "FINISHED"
 
@@ -102,7 +103,7 @@ def test_a_clean_creation_looks_nothing_up(uri, monkeypatch):
 
 def test_background_delivery_makes_the_run_after_the_trial_has_gone_on(tmp_path, uri, monkeypatch):
     monkeypatch.setenv("TORNADOSTUDY_TRACKING_LINGER_S", "0")
-    tracker = Tracker(uri, spool=Spool(tmp_path / "spool" / "me"), background=True)
+    tracker = Tracker(uri, spool=Spool(tmp_path / "spool" / "me"))
     experiment, _ = tracker.ensure_experiment("s")
     made = []
     ref = _trial(tracker, experiment, made)
@@ -115,18 +116,19 @@ def test_background_delivery_makes_the_run_after_the_trial_has_gone_on(tmp_path,
 def test_a_dead_workers_spool_is_delivered_and_its_unclosed_runs_are_killed(tmp_path, uri):
     """One run was made before its worker died (its later writes wait), one was never made; a third was
     closed by the worker. The adopter finds the first by its key, makes the second, closes both as KILLED."""
-    dead = Tracker(uri, spool=Spool(tmp_path / "spool" / "gone"))
+    dead = Tracker(uri)  # made its runs at once; its later writes wait in its spool
+    spool = Spool(tmp_path / "spool" / "gone")
     experiment, _ = dead.ensure_experiment("s")
     made_early = dead.open_trial_run(experiment, None, "made", {}, {}, run_key=new_run_key())
     finished = dead.open_trial_run(experiment, None, "finished", {}, {}, run_key=new_run_key())
-    dead.spool.append(made_early, {"op": "metrics", "metrics": {"loss": 0.5}, "step": 1, "ts": 1})
+    spool.append(made_early, {"op": "metrics", "metrics": {"loss": 0.5}, "step": 1, "ts": 1})
     never_made = run_ref(experiment, new_run_key())
-    dead.spool.append(never_made, {"op": "create", "run_name": "never made", "tags": {
+    spool.append(never_made, {"op": "create", "run_name": "never made", "tags": {
         "tornadostudy.role": "trial", RUN_KEY_TAG: parse_ref(never_made)[1]}, "ts": 1})  # fmt: skip
-    dead.spool.append(finished, {"op": "end", "status": "FINISHED", "ts": 2})
+    spool.append(finished, {"op": "end", "status": "FINISHED", "ts": 2})
 
-    assert close_abandoned_runs(dead.spool) == 2
-    adopter = Tracker(uri, spool=dead.spool)
+    assert close_abandoned_runs(spool) == 2
+    adopter = Tracker(uri, spool=spool)
     assert adopter.flush() == []
     runs = {r.info.run_name: r for r in adopter.trial_runs(experiment)}
     assert {name: r.info.status for name, r in runs.items()} == {

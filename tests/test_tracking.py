@@ -78,7 +78,7 @@ def test_runs_made_late_under_the_same_key_are_dropped_keeping_the_recorded_one(
 
 def test_background_delivery_writes_a_whole_trial_run_and_leaves_no_spool(tmp_path):
     spool = Spool(tmp_path / "spool" / "me")
-    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", spool=spool, background=True)
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", spool=spool)
     experiment, _ = tracker.ensure_experiment("s")
     run_id = tracker.start_trial_run(experiment, None, "trial", {"batch_size": 128}, {"cell": 3})
     for epoch in (1, 2, 3):
@@ -166,7 +166,7 @@ def test_a_worker_syncs_its_spool_to_disk_when_a_trial_ends_not_at_every_write(t
 
     monkeypatch.setattr(spool_module.os, "fsync", fsync)
     spool = Spool(tmp_path / "spool" / "me")
-    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", spool=spool, background=True)
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", spool=spool)
     run_id = tracker.start_trial_run(tracker.ensure_experiment("s")[0], None, "trial", {"batch_size": 128}, {})
     for epoch in (1, 2, 3):
         assert tracker.log_metrics(run_id, {"loss": 1.0 / epoch}, step=epoch)

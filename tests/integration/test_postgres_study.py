@@ -32,8 +32,13 @@ def test_plain_postgresql_urls_work_with_psycopg2(postgres_url):
     make_engine(url).dispose()
 
 
-def test_threads_claim_distinct_cells_with_skip_locked(postgres_url):
-    cells = CellTable(make_engine(resolve_storage_url(postgres_url)))
+def _with_driver(url: str, driver: str) -> str:
+    return url.replace("postgresql+psycopg2://", f"postgresql+{driver}://", 1)
+
+
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_threads_claim_distinct_cells_with_skip_locked(postgres_url, driver):
+    cells = CellTable(make_engine(_with_driver(resolve_storage_url(postgres_url), driver)))
     cells.create_schema()
     cells.insert("s", [(i, {"i": i}, None, float(i % 5)) for i in range(200)])
     taken, lock = [], threading.Lock()
@@ -92,8 +97,11 @@ def test_a_pooled_connection_is_pinged_after_idling_and_a_dropped_one_is_replace
     assert third not in (first, second)
 
 
-def test_trial_records_match_optuna_and_concurrent_creators_get_distinct_numbers(postgres_factory, eastern_time):
-    # The same checks as on SQLite, on the database clusters use.
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_trial_records_match_optuna_and_concurrent_creators_get_distinct_numbers(
+    postgres_factory, eastern_time, driver
+):
+    # The same checks as on SQLite, on the database clusters use, with either PostgreSQL driver.
     checks = (
         check_record_matches_optuna,
         check_only_the_holder_writes,
@@ -103,8 +111,8 @@ def test_trial_records_match_optuna_and_concurrent_creators_get_distinct_numbers
         check_a_late_run_stays_off_a_cell_that_moved_on,
     )
     for check in checks:
-        check(Book(resolve_storage_url(postgres_factory())))
-    book = Book(resolve_storage_url(postgres_factory()))
+        check(Book(_with_driver(resolve_storage_url(postgres_factory()), driver)))
+    book = Book(_with_driver(resolve_storage_url(postgres_factory()), driver))
     made, lock = [], threading.Lock()
 
     def create(worker):

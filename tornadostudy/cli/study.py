@@ -183,8 +183,7 @@ def _cmd_tracking_sync(args: argparse.Namespace) -> int:
         close_abandoned_runs(spool)
         runs = spool.runs()
         tracker = Tracker(resolve_tracking_uri(args.tracking_uri, spool.uri), spool=spool)
-        left = tracker.flush()
-        spool.remove_if_empty()
+        left = tracker.close(wait_s=60)  # removes the spool folder once it is empty
         delivered += len(runs) - len(left)
         waiting += len(left)
     print(f"tracking sync: {delivered} run(s) delivered, {waiting} still waiting, "

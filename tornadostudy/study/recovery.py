@@ -82,6 +82,14 @@ def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None =
     """Reap stale cells and close their trials and runs, and trials whose worker was lost before it
     recorded them on their cell. Returns the number of cells reaped."""
     stale_s = stale_after_s() if stale_s is None else stale_s
+    runs = _RunCloser(handle, tracker)
+    try:
+        return _reap(handle, runs, stale_s)
+    finally:
+        runs.finish()
+
+
+def _reap(handle: StudyHandle, runs: _RunCloser, stale_s: float) -> int:
     rows = handle.cells.reap_stale(handle.name, stale_s, handle.spec.max_attempts)
     # Straight from the database, filtered there: the study's cached reader would load every trial of the
     # study on a worker's first look (thousands, on every one of an array's workers as they start).
@@ -94,12 +102,12 @@ def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None =
         trial = running.get(row["trial_number"])
         # Not RUNNING any more: its worker reported just now; it will find its cell gone and discard the result.
         if trial is not None and fail_trial(handle.storage, trial.trial_id, {"fail_reason": reason}):
-            _close_runs(handle, tracker, trial, reason)
+            runs.close(trial, reason)
     if not running:
         return len(rows)
     cells_of_running = {t.user_attrs.get("cell") for t in running.values()} - {None}
     rows_now = {r["cell"]: r for r in handle.cells.rows(handle.name, cells_of_running)}
-    _fail_orphaned_trials(handle, tracker, running, rows_now, {r["trial_number"] for r in rows}, stale_s)
+    _fail_orphaned_trials(handle, runs, running, rows_now, {r["trial_number"] for r in rows}, stale_s)
     return len(rows)
 
 
@@ -116,7 +124,7 @@ def _age_s(trial) -> float:
 
 
 def _fail_orphaned_trials(
-    handle: StudyHandle, tracker, running: dict, rows: dict, handled: set, stale_s: float
+    handle: StudyHandle, runs: _RunCloser, running: dict, rows: dict, handled: set, stale_s: float
 ) -> None:
     """RUNNING trials whose worker no longer holds their cell: e.g. killed between creating the trial and
     recording it on the cell. Ownership, not time, decides, so a live worker's new trial is never touched."""
@@ -148,25 +156,44 @@ def _fail_orphaned_trials(
         reason = "worker lost before its trial was recorded"
         if fail_trial(handle.storage, trial.trial_id, {"fail_reason": reason}):
             log.warning("trial %d: %s; closed it", number, reason)
-            _close_runs(handle, tracker, trial, reason)
+            runs.close(trial, reason)
 
 
-def _close_runs(handle: StudyHandle, tracker, trial, reason: str) -> None:
-    """Close the trial's MLflow run as KILLED: by its recorded id, else (the worker died between making
-    the run and recording it) by the trial's run key."""
-    from tornadostudy.tracking import trial_run_key
+class _RunCloser:
+    """Closes reaped trials' MLflow runs as KILLED, through the worker's tracker or, for a command without
+    one, a tracker opened on first use: its writes go through a spool like a worker's, are delivered before
+    :meth:`finish` returns, and wait on disk for ``tracking sync`` (or the next worker) if MLflow is away."""
 
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    try:
-        if tracker is None:
+    def __init__(self, handle: StudyHandle, tracker=None) -> None:
+        self.handle, self.tracker, self._own = handle, tracker, None
+
+    def close(self, trial, reason: str) -> None:
+        """Close the trial's run: by its recorded id, else (the worker died between making the run and
+        recording it) by the trial's run key."""
+        from tornadostudy.tracking import trial_run_key
+
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        try:
+            tracker = self.tracker or self._opened()
+            key = trial_run_key(self.handle.study_id, trial.number)
+            for run in [run_id] if run_id else tracker.runs_with_key(self.handle.experiment_id, key):
+                tracker.set_tags(run, {"fail_reason": reason})
+                tracker.end_run(run, "KILLED")
+        except Exception as exc:
+            log.warning("could not close the MLflow run of trial %d: %s", trial.number, exc)
+
+    def _opened(self):
+        if self._own is None:
             from tornadostudy.tracking import Tracker, resolve_tracking_uri
             from tornadostudy.tracking.spool import Spool
 
-            uri = resolve_tracking_uri(None, handle.stored_tracking_uri)
-            tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri))  # spooled if MLflow is away
-        key = trial_run_key(handle.study_id, trial.number)
-        for run in [run_id] if run_id else tracker.runs_with_key(handle.experiment_id, key):
-            tracker.set_tags(run, {"fail_reason": reason})
-            tracker.end_run(run, "KILLED")
-    except Exception as exc:
-        log.warning("could not close the MLflow run of trial %d: %s", trial.number, exc)
+            uri = resolve_tracking_uri(None, self.handle.stored_tracking_uri)
+            self._own = Tracker(uri, spool=Spool.for_this_process(uri=uri))
+        return self._own
+
+    def finish(self, wait_s: float = 30.0) -> None:
+        if self._own is not None:
+            left = self._own.close(wait_s)
+            if left:
+                log.warning("%d run(s) could not be closed in MLflow yet; they wait in %s for "
+                            "'tornadostudy tracking sync'", len(left), self._own.spool.folder)  # fmt: skip

@@ -108,7 +108,7 @@ class Worker:
         uri = resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri)
         # Every tracking call of a worker is retried (run creation) or spooled (writes) here; writes are
         # delivered by a background thread, so no epoch and no trial's end waits for MLflow.
-        self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri), own_retries=True, background=True,
+        self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri), own_retries=True,
                                alive_every_s=heartbeat_s())  # fmt: skip
         self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
         self.tags = {

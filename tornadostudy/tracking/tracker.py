@@ -103,13 +103,14 @@ class Tracker:
         uri: str,
         spool: Spool | None = None,
         own_retries: bool = False,
-        background: bool = False,
         alive_every_s: float = 30.0,
     ) -> None:
         """``own_retries``: the caller retries or spools every call itself (a worker), so by default MLflow's
         HTTP client does not re-send on its own (a create re-sent after a late answer makes a second run; the
-        run key finds and deletes it). ``background`` (needs a spool): writes to existing runs are spooled and
-        delivered by a background thread (:mod:`tornadostudy.tracking.delivery`). MLflow's environment variables the
+        run key finds and deletes it). With a ``spool``, every write is appended to it and delivered by a
+        background thread (:mod:`tornadostudy.tracking.delivery`): the one way writes reach MLflow, for workers
+        and for commands that close or deliver other workers' runs. Without one, each call goes to MLflow at once
+        and raises if it fails (creating a study, reports, reading). MLflow's environment variables the
         user set are honoured, never overwritten: these are defaults."""
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         if uri.startswith("http"):
@@ -129,9 +130,7 @@ class Tracker:
         self.runs = RunBook(self._create_run, self.runs_with_key, self.drop_duplicate_runs)
         self.spool = spool
         self.deliverer = None
-        if background:
-            if spool is None:
-                raise ValueError("background delivery needs a spool")
+        if spool is not None:
             from tornadostudy.tracking.delivery import Deliverer, linger_s
 
             self.deliverer = Deliverer(spool, self._apply, alive_every_s, merge_writes, linger_s())
@@ -206,9 +205,9 @@ class Tracker:
         run_key: str | None = None,
         on_made: Callable[[str], None] | None = None,
     ) -> str:
-        """A trial's run, tagged with ``run_key``, named by the ref that its writes go to. With background
-        delivery the delivery thread makes it (:mod:`tornadostudy.tracking.run_refs`) and nothing waits here;
-        otherwise it is made now, or spooled while MLflow is away. ``on_made(run_id)``: called once the run
+        """A trial's run, tagged with ``run_key``, named by the ref that its writes go to. With a spool
+        the delivery thread makes it (:mod:`tornadostudy.tracking.run_refs`) and nothing waits here; without
+        one it is made now. ``on_made(run_id)``: called once the run
         exists. Its params are the run's first write (logging the same params again is allowed)."""
         ref, create = self._trial_run(experiment_id, parent_run_id, run_name, tags, run_key, False, on_made)
         self._deliver(ref, create)
@@ -322,40 +321,20 @@ class Tracker:
                    tags=[RunTag(k, v) for k, v in tags.items()])  # fmt: skip
 
     def _deliver(self, run_id: str, op: dict[str, Any], durable: bool = False) -> bool:
-        """True if delivered now (or, with background delivery, safely spooled for it: it survives the process
-        being killed, and a ``durable`` one — final numbers, a run's end — is synced to disk with the run's
-        earlier writes: a sync per trial, not per epoch); False if spooled because MLflow is away (only with a
-        spool; without one, errors raise)."""
+        """With a spool: append the write for the delivery thread (it survives the process being killed; a
+        ``durable`` one — final numbers, a run's end — is synced to disk with the run's earlier writes: a sync
+        per trial, not per epoch). Without one: deliver it now; errors raise. True either way."""
         if self.deliverer is not None:
             self.spool.append(run_id, op, durable=durable)
             self.deliverer.notify()
-            return True
-        if self.spool is None:
+        else:
             self._apply(run_id, op)
-            return True
-        if self.spool.pending(run_id) and not self.spool.replay(run_id, lambda o: self._apply(run_id, o), merge_writes):
-            self.spool.append(run_id, op)  # earlier writes are still waiting: keep the order
-            return False
-        try:
-            self._apply(run_id, op)
-            return True
-        except TrackingError as exc:
-            log.warning("MLflow unreachable (%s): spooling to %s", str(exc)[:200], self.spool.folder)
-            self.spool.append(run_id, op)
-            return False
+        return True
 
     def flush(self, wait_s: float = 60.0) -> list[str]:
-        """Replay every spooled run; returns the run ids still waiting. With background delivery: let
-        the delivery thread try now and wait for it at most ``wait_s``."""
-        if self.deliverer is not None:
-            return self.deliverer.drain(wait_s)
-        if self.spool is None:
-            return []
-        return [
-            run_id
-            for run_id in self.spool.runs()
-            if not self.spool.replay(run_id, lambda o, r=run_id: self._apply(r, o), merge_writes)
-        ]
+        """Let the delivery thread deliver every spooled run now, waiting at most ``wait_s``; returns the run
+        ids still waiting."""
+        return self.deliverer.drain(wait_s) if self.deliverer is not None else []
 
     def adopt_orphaned_spools(self, stale_s: float) -> int:
         """Deliver (in the background) the spooled writes of workers to this URI that are gone."""
@@ -371,7 +350,7 @@ class Tracker:
         """Stop background delivery after waiting at most ``wait_s`` for it; the run ids still waiting. Runs
         whose creation may have been sent twice are checked for duplicates once more."""
         if self.deliverer is None:
-            return self.flush() if wait_s else []
+            return []
         left = self.deliverer.close(wait_s)
         if wait_s:
             self.runs.sweep()
