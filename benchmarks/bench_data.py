@@ -80,12 +80,25 @@ def main(argv=None) -> int:
     root = Path(args.workdir or tempfile.mkdtemp(prefix="bench-data-"))
     try:
         synth = _timed([*exe, "data", "synth", "--out", str(root / "raw"), "--storms", str(storms)])
-        ours = _timed([*exe, "data", "prepare", "--source", str(root / "raw"), "--out", str(root / "ours"),
-                       "--multipliers", args.multipliers])  # fmt: skip
+        ours = _timed(
+            [
+                *exe,
+                "data",
+                "prepare",
+                "--source",
+                str(root / "raw"),
+                "--out",
+                str(root / "ours"),
+                "--multipliers",
+                args.multipliers,
+            ]
+        )
         base = _timed([sys.executable, "-c", BASELINE, str(root / "raw"), str(root / "base"), args.multipliers])
         out_gib = _size_gib(root / "ours")
-        print(f"machine: {os.cpu_count()} CPUs; {storms} storms, multipliers {args.multipliers}; "
-              f"prepared output {out_gib:.2f} GiB, raw {_size_gib(root / 'raw'):.2f} GiB")  # fmt: skip
+        print(
+            f"machine: {os.cpu_count()} CPUs; {storms} storms, multipliers {args.multipliers}; "
+            f"prepared output {out_gib:.2f} GiB, raw {_size_gib(root / 'raw'):.2f} GiB"
+        )
         print(f"{'':24}{'wall s':>9}{'peak RSS GiB':>14}")
         for name, (wall, rss) in (
             ("data synth", synth),
@@ -94,8 +107,10 @@ def main(argv=None) -> int:
         ):
             print(f"{name:24}{wall:9.1f}{rss:14.2f}")
         per_out = (ours[1] / out_gib, base[1] / out_gib)
-        print(f"prepare peak memory / output size: tornadostudy {per_out[0]:.2f}, baseline {per_out[1]:.2f}"
-              " (target: tornadostudy <= ~2)")  # fmt: skip
+        print(
+            f"prepare peak memory / output size: tornadostudy {per_out[0]:.2f}, baseline {per_out[1]:.2f}"
+            " (target: tornadostudy <= ~2)"
+        )
         print(f"wall time baseline / tornadostudy: {base[0] / ours[0]:.2f}")
         print(f"ratio={base[1] / ours[1]:.2f}")
     finally:

@@ -38,8 +38,13 @@ def _paper(mode: str, epochs: int, batch: int, tables: tuple[int, ...]) -> float
     augmentation ran on the CPU, so a live row here is set beside the paper's live (our live_cpu)."""
     from tornadostudy.paper import paper_value
 
-    params = {"augmentation": "pre" if mode == "pre" else "live_cpu", "epochs": epochs, "batch_size": batch,
-              "data_multiplier": 1, "num_gpus": 1}  # fmt: skip
+    params = {
+        "augmentation": "pre" if mode == "pre" else "live_cpu",
+        "epochs": epochs,
+        "batch_size": batch,
+        "data_multiplier": 1,
+        "num_gpus": 1,
+    }
     found = paper_value("wall_time_s", params, tables)
     return found[1] if found else None
 
@@ -58,13 +63,18 @@ def _prepare(storms: int, folder: Path) -> Path:
 def tornadostudy_cell(trainer, mode: str, epochs: int, batch: int, gpus: int) -> dict:
     from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams
 
-    params = TrialParams(epochs=epochs, batch_size=batch, learning_rate=1e-3, data_multiplier=1, num_gpus=gpus,
-                         augmentation=mode)  # fmt: skip
+    params = TrialParams(
+        epochs=epochs, batch_size=batch, learning_rate=1e-3, data_multiplier=1, num_gpus=gpus, augmentation=mode
+    )
     result = trainer.train(params, TrialCallbacks(), TrialContext(0))
     steady_epochs = max(epochs - 1, 1)
-    return {"wall_s": result.wall_time_s, "first_epoch_s": result.times["first_epoch_s"],
-            "steady_epoch_s": result.times["steady_epochs_s"] / steady_epochs,
-            "test_accuracy": result.test["accuracy"], "device": result.info["devices"][0]}  # fmt: skip
+    return {
+        "wall_s": result.wall_time_s,
+        "first_epoch_s": result.times["first_epoch_s"],
+        "steady_epoch_s": result.times["steady_epochs_s"] / steady_epochs,
+        "test_accuracy": result.test["accuracy"],
+        "device": result.info["devices"][0],
+    }
 
 
 def baseline_cell(data, mode: str, epochs: int, batch: int) -> dict:
@@ -94,8 +104,7 @@ def _machine(trainer) -> str:
     import keras
 
     gpus = ", ".join(trainer.gpu_names) or "no GPU"
-    return (f"{platform.node()}: {os.cpu_count()} CPUs, {gpus}; Keras {keras.__version__} on "
-            f"{keras.backend.backend()}")  # fmt: skip
+    return f"{platform.node()}: {os.cpu_count()} CPUs, {gpus}; Keras {keras.__version__} on {keras.backend.backend()}"
 
 
 def main(argv=None) -> int:
@@ -150,17 +159,24 @@ def main(argv=None) -> int:
         f"data: {n_train} training storms (multiplier 1, no balancing; the paper: 138,963 samples), 1 device; "
         "seconds = training + test"
     )
-    print(f"{'epochs':>6}{'batch':>6}{'mode':>6}{'paper T3/T5':>14}{'paper T7':>14}{'baseline':>10}"
-          f"{'tornadostudy':>14}{'1st epoch':>11}{'steady/epoch':>14}{'vs baseline':>13}")  # fmt: skip
+    print(
+        f"{'epochs':>6}{'batch':>6}{'mode':>6}{'paper T3/T5':>14}{'paper T7':>14}{'baseline':>10}"
+        f"{'tornadostudy':>14}{'1st epoch':>11}{'steady/epoch':>14}{'vs baseline':>13}"
+    )
     for r in rows:
         ours, base = r["tornadostudy"], r.get("baseline")
         p4 = _paper(r["mode"], r["epochs"], r["batch"], (3, 5))
         p1 = _paper(r["mode"], r["epochs"], r["batch"], (7,))
-        cells = [f"{p4:14.0f}" if p4 else f"{'':14}", f"{p1:14.0f}" if p1 else f"{'':14}",
-                 f"{base['wall_s']:10.1f}" if base else f"{'':10}"]  # fmt: skip
+        cells = [
+            f"{p4:14.0f}" if p4 else f"{'':14}",
+            f"{p1:14.0f}" if p1 else f"{'':14}",
+            f"{base['wall_s']:10.1f}" if base else f"{'':10}",
+        ]
         speed = f"{base['wall_s'] / ours['wall_s']:12.2f}x" if base else ""
-        print(f"{r['epochs']:6}{r['batch']:6}{r['mode']:>6}{''.join(cells)}{ours['wall_s']:14.2f}"
-              f"{ours['first_epoch_s']:11.2f}{ours['steady_epoch_s']:14.3f}{speed:>13}")  # fmt: skip
+        print(
+            f"{r['epochs']:6}{r['batch']:6}{r['mode']:>6}{''.join(cells)}{ours['wall_s']:14.2f}"
+            f"{ours['first_epoch_s']:11.2f}{ours['steady_epoch_s']:14.3f}{speed:>13}"
+        )
     if args.json:
         args.json.write_text(json.dumps({"machine": _machine(trainer), "warm_up_s": warm_up, "rows": rows}, indent=1))
 
@@ -168,9 +184,11 @@ def main(argv=None) -> int:
         return next(r["tornadostudy"]["wall_s"] for r in rows if (r["epochs"], r["batch"], r["mode"]) == (*head, mode))
 
     head = (epochs_list[0], batches[0])
-    print(f"{head[0]} epochs, batch {head[1]}: pre {wall('pre'):.2f} s, live {wall('live'):.2f} s, "
-          f"live/pre {wall('live') / wall('pre'):.2f} (targets on an H100 at 5 epochs, batch 128: pre <= 3 s "
-          f"(paper: 20 s on 1 V100), live <= 1.15x pre)")  # fmt: skip
+    print(
+        f"{head[0]} epochs, batch {head[1]}: pre {wall('pre'):.2f} s, live {wall('live'):.2f} s, "
+        f"live/pre {wall('live') / wall('pre'):.2f} (targets on an H100 at 5 epochs, batch 128: pre <= 3 s "
+        f"(paper: 20 s on 1 V100), live <= 1.15x pre)"
+    )
     print(f"ratio={_paper('pre', 5, 128, (7,)) / wall('pre'):.2f}")
     return 0
 

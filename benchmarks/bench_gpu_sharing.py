@@ -71,8 +71,14 @@ def _child(args) -> int:
             epochs, batch, mode = cells[index]
             start = time.time()  # wall clock: compared across processes
             cell = tornadostudy_cell(trainer, mode, epochs, batch, gpus)
-            record = {"cell": index, "start": start, "end": time.time(), "wall_s": cell["wall_s"],
-                      "device": cell["device"], "pid": os.getpid()}  # fmt: skip
+            record = {
+                "cell": index,
+                "start": start,
+                "end": time.time(),
+                "wall_s": cell["wall_s"],
+                "device": cell["device"],
+                "pid": os.getpid(),
+            }
             log.write(json.dumps(record) + "\n")
             log.flush()
     return 0
@@ -81,8 +87,19 @@ def _child(args) -> int:
 def run_config(n: int, data: Path, cells: list, folder: Path) -> list[dict]:
     folder.mkdir()
     (folder / "counter").write_text("0")
-    command = [sys.executable, __file__, "--child", "--data", str(data), "--folder", str(folder), "--n", str(n),
-               "--cells", json.dumps(cells)]  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--data",
+        str(data),
+        "--folder",
+        str(folder),
+        "--n",
+        str(n),
+        "--cells",
+        json.dumps(cells),
+    ]
     logs = [(folder / f"worker{i}.err").open("w") for i in range(n)]
     children = [subprocess.Popen(command, stderr=log) for log in logs]
     # A worker that fails never becomes ready: stop the others, which would wait for it forever.

@@ -145,10 +145,15 @@ class _Tracking:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        self.server_env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend, "MLFLOW_HOST": "127.0.0.1",
-                           "MLFLOW_PORT": str(port), "MLFLOW_ARTIFACTS_DIR": str(folder / f"{name}-artifacts"),
-                           "MLFLOW_STATE_DIR": str(folder / f"{name}-server"),
-                           "MLFLOW_PYTHON": sys.executable}  # fmt: skip
+        self.server_env = {
+            **os.environ,
+            "MLFLOW_BACKEND_STORE_URI": backend,
+            "MLFLOW_HOST": "127.0.0.1",
+            "MLFLOW_PORT": str(port),
+            "MLFLOW_ARTIFACTS_DIR": str(folder / f"{name}-artifacts"),
+            "MLFLOW_STATE_DIR": str(folder / f"{name}-server"),
+            "MLFLOW_PYTHON": sys.executable,
+        }
         self._script("start")
         self.uri = f"http://127.0.0.1:{port}"
         self.pid = int((folder / f"{name}-server" / f"mlflow-{port}.pid").read_text())
@@ -163,8 +168,13 @@ class _Tracking:
             last = now
 
     def _script(self, action: str) -> None:
-        subprocess.run([str(ROOT / "tracking" / "mlflow-server.sh"), action], env=self.server_env, check=True,
-                       capture_output=True, timeout=300)  # fmt: skip
+        subprocess.run(
+            [str(ROOT / "tracking" / "mlflow-server.sh"), action],
+            env=self.server_env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
 
     def cpu_s(self) -> float:
         """CPU seconds of the server and its worker processes so far (0 without a server)."""
@@ -251,12 +261,17 @@ def _round_trip_ms(url: str) -> float:
 
 
 def _spec(folder: Path, name: str, quick: bool, time_scale: float) -> Path:
-    search = ("epochs = [1, 2]\nbatch_size = [64, 256, 1024]\ndata_multiplier = [1, 2]\nlearning_rate = [1e-3, 1e-4]"
-              if quick else "epochs = [1, 2, 3]\nbatch_size = [32, 64, 128, 256, 512, 1024]\n"
-              "data_multiplier = [1, 2, 4]\nlearning_rate = [1e-2, 1e-3, 1e-4, 1e-5]")  # fmt: skip
+    search = (
+        "epochs = [1, 2]\nbatch_size = [64, 256, 1024]\ndata_multiplier = [1, 2]\nlearning_rate = [1e-3, 1e-4]"
+        if quick
+        else "epochs = [1, 2, 3]\nbatch_size = [32, 64, 128, 256, 512, 1024]\n"
+        "data_multiplier = [1, 2, 4]\nlearning_rate = [1e-2, 1e-3, 1e-4, 1e-5]"
+    )
     path = folder / f"{name}.toml"
-    path.write_text(f'[study]\nname = "{name}"\nsampler = "grid"\n[data]\nstorms = 200\n'
-                    f'[trainer]\nkind = "simulate"\ntime_scale = {time_scale}\n[search]\n{search}\n')  # fmt: skip
+    path.write_text(
+        f'[study]\nname = "{name}"\nsampler = "grid"\n[data]\nstorms = 200\n'
+        f'[trainer]\nkind = "simulate"\ntime_scale = {time_scale}\n[search]\n{search}\n'
+    )
     return path
 
 
@@ -307,8 +322,14 @@ def _workers_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _summary(trials: list[tuple[str, float, float, float]], cells: Counter, total_cells: int, cpu_s: float,
-             server_s: float, exits: list[int]) -> dict:  # fmt: skip
+def _summary(
+    trials: list[tuple[str, float, float, float]],
+    cells: Counter,
+    total_cells: int,
+    cpu_s: float,
+    server_s: float,
+    exits: list[int],
+) -> dict:
     """trials: (worker, start, end, sleep) per completed trial — start and end as each side records them
     (tornadostudy: the cell's claim and completion; plain Optuna: the objective's first and last line).
 
@@ -323,24 +344,32 @@ def _summary(trials: list[tuple[str, float, float, float]], cells: Counter, tota
     for worker, b, e, s in trials:
         by_worker.setdefault(worker, []).append((b, e, s))
     ready = [min(b for b, _, _ in ts) for ts in by_worker.values()]
-    busy = sum(max(e for _, e, _ in ts) - min(b for b, _, _ in ts) - sum(s for _, _, s in ts)
-               for ts in by_worker.values())  # fmt: skip
+    busy = sum(
+        max(e for _, e, _ in ts) - min(b for b, _, _ in ts) - sum(s for _, _, s in ts) for ts in by_worker.values()
+    )
     sleeps = [s for _, _, _, s in trials]
     inside = [(e - b) - s for _, b, e, s in trials]
     later = [(e - b) - s for ts in by_worker.values() for b, e, s in sorted(ts)[1:]]
     first, last = min(ready), max(e for _, _, e, _ in trials)
     bound = _bound(ready, sum(sleeps), max(sleeps)) - first
-    return {"duplicates": sum(n - 1 for n in cells.values() if n > 1), "holes": total_cells - len(cells),
-            "overhead_ms": 1000 * busy / len(trials), "in_trial_ms": 1000 * sum(inside) / len(inside),
-            "makespan_ratio": (last - first) / bound, "start_spread_s": max(ready) - first,
-            "ideal_ratio": (last - first) / (_ideal(ready, sleeps) - first),
-            "cpu_ms": 1000 * cpu_s / len(trials), "server_ms": 1000 * server_s / len(trials),
-            "later_ms": 1000 * sum(later) / len(later) if later else float("nan"),
-            "failed": sum(code != 0 for code in exits)}  # fmt: skip
+    return {
+        "duplicates": sum(n - 1 for n in cells.values() if n > 1),
+        "holes": total_cells - len(cells),
+        "overhead_ms": 1000 * busy / len(trials),
+        "in_trial_ms": 1000 * sum(inside) / len(inside),
+        "makespan_ratio": (last - first) / bound,
+        "start_spread_s": max(ready) - first,
+        "ideal_ratio": (last - first) / (_ideal(ready, sleeps) - first),
+        "cpu_ms": 1000 * cpu_s / len(trials),
+        "server_ms": 1000 * server_s / len(trials),
+        "later_ms": 1000 * sum(later) / len(later) if later else float("nan"),
+        "failed": sum(code != 0 for code in exits),
+    }
 
 
-def run_tornadostudy(folder: Path, workers: int, quick: bool, scale: float, tracking: _Tracking,
-                     made: list[str], delay_ms: float = 0.0) -> dict:  # fmt: skip
+def run_tornadostudy(
+    folder: Path, workers: int, quick: bool, scale: float, tracking: _Tracking, made: list[str], delay_ms: float = 0.0
+) -> dict:
     import optuna
 
     from tornadostudy.spec import load_spec
@@ -353,8 +382,15 @@ def run_tornadostudy(folder: Path, workers: int, quick: bool, scale: float, trac
     env = {**os.environ, "TORNADOSTUDY_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking.uri}
     logs = [folder / f"ts-{workers}-worker{i}.log" for i in range(workers)]
     cpu_before, server_before = _workers_cpu_s(), tracking.cpu_s()
-    procs = [subprocess.Popen([sys.executable, "-m", "tornadostudy", "worker", spec.name], env=env,
-                              stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tornadostudy", "worker", spec.name],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+        )
+        for log in logs
+    ]
     exits = [p.wait() for p in procs]
     _report_failures("tornadostudy", exits, [log.read_text() for log in logs])
     cpu_s, server_s = _workers_cpu_s() - cpu_before, tracking.cpu_s() - server_before
@@ -362,13 +398,22 @@ def run_tornadostudy(folder: Path, workers: int, quick: bool, scale: float, trac
     n_train = _n_train(spec)
     rows = {r["cell"]: r for r in handle.cells.rows(spec.name)}
     complete = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    trials = [(row["worker"], row["claimed_at"], row["finished_at"], _sleep_of({**spec.constants, **t.params},
-               n_train, scale)) for t in complete for row in [rows[t.user_attrs["cell"]]]]  # fmt: skip
+    trials = [
+        (
+            row["worker"],
+            row["claimed_at"],
+            row["finished_at"],
+            _sleep_of({**spec.constants, **t.params}, n_train, scale),
+        )
+        for t in complete
+        for row in [rows[t.user_attrs["cell"]]]
+    ]
     return _summary(trials, Counter(t.user_attrs["cell"] for t in complete), spec.n_cells, cpu_s, server_s, exits)
 
 
-def run_baseline(folder: Path, workers: int, quick: bool, scale: float, tracking: _Tracking,
-                 made: list[str], delay_ms: float = 0.0) -> dict:  # fmt: skip
+def run_baseline(
+    folder: Path, workers: int, quick: bool, scale: float, tracking: _Tracking, made: list[str], delay_ms: float = 0.0
+) -> dict:
     import optuna
     from mlflow import MlflowClient
 
@@ -384,9 +429,26 @@ def run_baseline(folder: Path, workers: int, quick: bool, scale: float, tracking
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_SQLALCHEMYSTORE_", "MLFLOW_HTTP_"))}
     env["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
     cpu_before, server_before = _workers_cpu_s(), tracking.cpu_s()
-    procs = [subprocess.Popen([sys.executable, "-c", BASELINE_WORKER, str(spec_path), storage, tracking.uri,
-                               experiment_id, str(n_train), str(scale)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(workers)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                BASELINE_WORKER,
+                str(spec_path),
+                storage,
+                tracking.uri,
+                experiment_id,
+                str(n_train),
+                str(scale),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
     timings, errors = [], []
     for worker, p in enumerate(procs):
         out, err = p.communicate()
@@ -398,7 +460,8 @@ def run_baseline(folder: Path, workers: int, quick: bool, scale: float, tracking
     exits = [p.returncode for p in procs]
     _report_failures("baseline", exits, errors)
     trials = optuna.load_study(study_name=spec.name, storage=storage).get_trials(
-        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))  # fmt: skip
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+    )
     names = sorted(spec.grid)
     counts = Counter(tuple(t.params[n] for n in names) for t in trials)
     return _summary(timings, counts, spec.n_cells, cpu_s, server_s, exits)
@@ -431,10 +494,18 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", default="8,32,64")
     parser.add_argument("--trial-rate", type=float, default=3.2, help="trials per second between all workers")
     parser.add_argument("--time-scale", type=float, default=None, help="a fixed time scale instead of --trial-rate")
-    parser.add_argument("--tracking", choices=("server", "database"), default="server",
-                        help="log to an mlflow server on PostgreSQL (default) or straight to PostgreSQL")  # fmt: skip
-    parser.add_argument("--delay-ms", type=float, default=0.0,
-                        help="the study database through a relay holding each chunk this long each way")  # fmt: skip
+    parser.add_argument(
+        "--tracking",
+        choices=("server", "database"),
+        default="server",
+        help="log to an mlflow server on PostgreSQL (default) or straight to PostgreSQL",
+    )
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=0.0,
+        help="the study database through a relay holding each chunk this long each way",
+    )
     args = parser.parse_args(argv)
     sizes = [4] if args.quick else [int(w) for w in args.workers.split(",")]
     made: list[str] = []
@@ -461,15 +532,19 @@ def main(argv=None) -> int:
     load = f"time scale {args.time_scale}" if args.time_scale else f"{args.trial_rate} trials/s between the workers"
     where = "an mlflow server on PostgreSQL" if args.tracking == "server" else "PostgreSQL straight"
     print(f"machine: {os.cpu_count()} CPUs; {study_db} for studies; MLflow: {where}; {load}")
-    print(f"{'W':>4} {'scale':>6} {'side':14}{'failed':>7}{'dup':>5}{'holes':>7}{'overhead ms':>13}"
-          f"{'in trial ms':>13}{'later trials':>14}{'makespan/bound':>16}{'/ideal':>8}{'start spread s':>16}"
-          f"{'CPU ms':>8}{'server ms':>11}")  # fmt: skip
+    print(
+        f"{'W':>4} {'scale':>6} {'side':14}{'failed':>7}{'dup':>5}{'holes':>7}{'overhead ms':>13}"
+        f"{'in trial ms':>13}{'later trials':>14}{'makespan/bound':>16}{'/ideal':>8}{'start spread s':>16}"
+        f"{'CPU ms':>8}{'server ms':>11}"
+    )
     for workers, scale, base, ours in rows:
         for side, r in (("optuna+mlflow", base), ("tornadostudy", ours)):
-            print(f"{workers:>4} {scale:>6.2f} {side:14}{r['failed']:>7}{r['duplicates']:>5}{r['holes']:>7}"
-                  f"{r['overhead_ms']:>13.0f}{r['in_trial_ms']:>13.0f}{r['later_ms']:>14.0f}"
-                  f"{r['makespan_ratio']:>16.2f}{r['ideal_ratio']:>8.2f}{r['start_spread_s']:>16.1f}"
-                  f"{r['cpu_ms']:>8.0f}{r['server_ms']:>11.0f}")  # fmt: skip
+            print(
+                f"{workers:>4} {scale:>6.2f} {side:14}{r['failed']:>7}{r['duplicates']:>5}{r['holes']:>7}"
+                f"{r['overhead_ms']:>13.0f}{r['in_trial_ms']:>13.0f}{r['later_ms']:>14.0f}"
+                f"{r['makespan_ratio']:>16.2f}{r['ideal_ratio']:>8.2f}{r['start_spread_s']:>16.1f}"
+                f"{r['cpu_ms']:>8.0f}{r['server_ms']:>11.0f}"
+            )
     _, _, base, ours = rows[-1]
     print("targets: 0 duplicates and holes; overhead <= 50 ms/trial at 64 workers; makespan <= 1.1x the bound")
     print(

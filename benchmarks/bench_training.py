@@ -51,8 +51,9 @@ def tornadostudy_run(folder: Path, mode: str, epochs: int, batch: int) -> float:
             times.append(metrics["epoch_time_s"])
 
     trainer = KerasTrainer(TrainerSpec(kind="keras", jit_compile=True), folder)
-    params = TrialParams(epochs=epochs, batch_size=batch, learning_rate=1e-3, data_multiplier=1, num_gpus=0,
-                         augmentation=mode)  # fmt: skip
+    params = TrialParams(
+        epochs=epochs, batch_size=batch, learning_rate=1e-3, data_multiplier=1, num_gpus=0, augmentation=mode
+    )
     result = trainer.train(params, Timer(), TrialContext(0))
     return _steady(times, result.info["train_samples"])
 
@@ -81,8 +82,13 @@ def baseline_run(folder: Path, mode: str, epochs: int, batch: int) -> float:
         model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=True, verbose=0, callbacks=[Timer()])
         return _steady(times, len(x))
     steps = len(x) // batch
-    model.fit(python_augmented_batches(data, x, y, batch), steps_per_epoch=steps, epochs=epochs, verbose=0,
-              callbacks=[Timer()])  # fmt: skip
+    model.fit(
+        python_augmented_batches(data, x, y, batch),
+        steps_per_epoch=steps,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[Timer()],
+    )
     return _steady(times, steps * batch)
 
 
@@ -119,8 +125,10 @@ def main(argv=None) -> int:
             rows[("baseline", mode)] = baseline_run(folder, mode, epochs, args.batch_size)
             rows[("tornadostudy", mode)] = tornadostudy_run(folder, mode, epochs, args.batch_size)
 
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"GPUs: {len(tf.config.list_physical_devices('GPU'))}, TF {tf.__version__}")  # fmt: skip
+    print(
+        f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"GPUs: {len(tf.config.list_physical_devices('GPU'))}, TF {tf.__version__}"
+    )
     print(f"data: {storms} synthetic storms, batch {args.batch_size}, {epochs} epochs (steady = epochs 2+)")
     print(f"{'':14}{'pre samples/s':>15}{'live samples/s':>16}{'live/pre time':>15}")
     for who in ("baseline", "tornadostudy"):

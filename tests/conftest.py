@@ -129,13 +129,29 @@ fail_probability = {fail_probability}
 """
 
 
-def write_sim_spec(folder: Path, name: str = "sim", *, sampler: str = "grid", search: str = "batch_size = [128, 256]",
-                   max_attempts: int = 3, time_scale: float = 0.0, fail_probability: float = 0.0,
-                   extra_study: str = "") -> Path:  # fmt: skip
+def write_sim_spec(
+    folder: Path,
+    name: str = "sim",
+    *,
+    sampler: str = "grid",
+    search: str = "batch_size = [128, 256]",
+    max_attempts: int = 3,
+    time_scale: float = 0.0,
+    fail_probability: float = 0.0,
+    extra_study: str = "",
+) -> Path:
     path = folder / f"{name}.toml"
-    path.write_text(SIM_SPEC.format(name=name, sampler=sampler, search=search, max_attempts=max_attempts,
-                                    time_scale=time_scale, fail_probability=fail_probability,
-                                    extra_study=extra_study))  # fmt: skip
+    path.write_text(
+        SIM_SPEC.format(
+            name=name,
+            sampler=sampler,
+            search=search,
+            max_attempts=max_attempts,
+            time_scale=time_scale,
+            fail_probability=fail_probability,
+            extra_study=extra_study,
+        )
+    )
     return path
 
 
@@ -157,8 +173,10 @@ def start_workers(name: str, count: int, env: dict, *extra: str, gpus: int | Non
     args = [sys.executable, "-m", "tornadostudy", "worker", name, *extra]
     if gpus is not None:
         args += ["--gpus", str(gpus)]
-    return [subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) for _ in range(count)]  # fmt: skip
+    return [
+        subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
 
 
 def wait_all(procs, timeout: float = 600) -> list[tuple[int, str, str]]:

@@ -11,8 +11,9 @@ pytestmark = pytest.mark.slow
 
 
 def _run(name: str, *args: str) -> str:
-    result = subprocess.run([sys.executable, str(BENCH / name), "--quick", *args], capture_output=True, text=True,
-                            timeout=900)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(BENCH / name), "--quick", *args], capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("ratio=") and float(last.split("=")[1]) > 0

@@ -14,8 +14,9 @@ from tornadostudy.tracking.spool import Spool
 @pytest.mark.slow
 def test_run_executes_a_whole_study_and_reports(study_env):
     folder, env = study_env
-    spec = write_sim_spec(folder, search="epochs = [1, 2]\nbatch_size = [128, 256]\ndata_multiplier = [1, 2]",
-                          time_scale=0.01)  # fmt: skip
+    spec = write_sim_spec(
+        folder, search="epochs = [1, 2]\nbatch_size = [128, 256]\ndata_multiplier = [1, 2]", time_scale=0.01
+    )
     result = run_cli("run", str(spec), "--workers", "2", env=env, cwd=folder)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "8/8" in result.stdout and "duplicates 0" in result.stdout

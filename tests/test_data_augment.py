@@ -123,8 +123,9 @@ def _bilinear_reference(images, src_x, src_y):
                 x0, y0 = math.floor(x), math.floor(y)
                 x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
                 fx, fy = x - x0, y - y0
-                out[b, i, j] = ((1 - fy) * ((1 - fx) * images[b, y0, x0] + fx * images[b, y0, x1])
-                                + fy * ((1 - fx) * images[b, y1, x0] + fx * images[b, y1, x1]))  # fmt: skip
+                out[b, i, j] = (1 - fy) * ((1 - fx) * images[b, y0, x0] + fx * images[b, y0, x1]) + fy * (
+                    (1 - fx) * images[b, y1, x0] + fx * images[b, y1, x1]
+                )
     return out
 
 
@@ -163,7 +164,8 @@ def test_keras_ops_warp_is_the_same_function():
     params = sample_params(np.random.default_rng(7), 8, AugmentConfig())
     mean, scale = np.array([0, 1, 2], np.float32), np.array([1, 2, 3], np.float32)
     expected = warp(x, params, mean=mean, scale=scale)
-    tensors = TransformParams(*(ops.convert_to_tensor(v) for v in (params.angle, params.zoom, params.shift_x,
-                                                                      params.shift_y)))  # fmt: skip
+    tensors = TransformParams(
+        *(ops.convert_to_tensor(v) for v in (params.angle, params.zoom, params.shift_x, params.shift_y))
+    )
     got = warp(ops.convert_to_tensor(x), tensors, mean=mean, scale=scale, backend=_KerasOpsBackend())
     np.testing.assert_allclose(ops.convert_to_numpy(got), expected, atol=1e-4)

@@ -15,10 +15,14 @@ TOLERANCE = 0.20  # median absolute relative error per table, the fit's promise 
 
 
 def test_tables_3_and_5_are_one_gpu_and_the_papers_live_is_live_cpu():
-    assert paper_value("wall_time_s", {"augmentation": "pre", "epochs": 5, "batch_size": 128, "data_multiplier": 1,
-                                       "num_gpus": 1}, (3,)) == (3, 20.0)  # fmt: skip
-    assert paper_value("wall_time_s", {"augmentation": "live_cpu", "epochs": 5, "batch_size": 128,
-                                       "data_multiplier": 1, "num_gpus": 0}) == (4, 2534.0)  # fmt: skip
+    assert paper_value(
+        "wall_time_s",
+        {"augmentation": "pre", "epochs": 5, "batch_size": 128, "data_multiplier": 1, "num_gpus": 1},
+        (3,),
+    ) == (3, 20.0)
+    assert paper_value(
+        "wall_time_s", {"augmentation": "live_cpu", "epochs": 5, "batch_size": 128, "data_multiplier": 1, "num_gpus": 0}
+    ) == (4, 2534.0)
     accuracy = [r for r in paper_rows() if r.metric == "test_accuracy"]
     assert len(accuracy) == 130 and all(0 < r.value < 1 for r in accuracy)
 
@@ -27,8 +31,13 @@ def test_the_fitted_profile_reproduces_every_wall_time_table():
     errors: dict[int, list[float]] = {}
     for r in paper_rows():
         if r.metric == "wall_time_s":
-            modelled = paper_seconds(epochs=r.epochs, batch_size=r.batch_size, data_multiplier=r.data_multiplier,
-                                     num_gpus=r.num_gpus, augmentation=r.augmentation)  # fmt: skip
+            modelled = paper_seconds(
+                epochs=r.epochs,
+                batch_size=r.batch_size,
+                data_multiplier=r.data_multiplier,
+                num_gpus=r.num_gpus,
+                augmentation=r.augmentation,
+            )
             errors.setdefault(r.table, []).append(abs(modelled / r.value - 1))
     assert sorted(errors) == [2, 3, 4, 5, 6, 7, 9]
     for table, errs in errors.items():

@@ -17,9 +17,19 @@ def records(gpus=(1, 2), batches=(128, 512)):
                 for ep in (2, 4):
                     for g in gpus:
                         wall = ep * k * (1000 / bs + 1) / g
-                        out.append({"trial": n, "run_id": f"run{n}", "augmentation": aug, "batch_size": bs,
-                                    "data_multiplier": k, "epochs": ep, "num_gpus": g, "wall_time_s": wall,
-                                    "test_accuracy": 0.9 + 0.01 * ep + 0.001 * k})  # fmt: skip
+                        out.append(
+                            {
+                                "trial": n,
+                                "run_id": f"run{n}",
+                                "augmentation": aug,
+                                "batch_size": bs,
+                                "data_multiplier": k,
+                                "epochs": ep,
+                                "num_gpus": g,
+                                "wall_time_s": wall,
+                                "test_accuracy": 0.9 + 0.01 * ep + 0.001 * k,
+                            }
+                        )
                         n += 1
     return out
 
@@ -46,8 +56,14 @@ def test_every_figure_of_a_full_study(tmp_path):
 
     figs = make_figures(records(), PARAMS, tmp_path, skill="test_accuracy", target=0.94, read_curve=read)
     names = sorted(p.name for _, p in figs.made)
-    assert names == ["accuracy_vs_epochs.png", "curves_by_batch_size.png", "curves_by_num_gpus.png", "pareto.png",
-                     "speedup_vs_gpus.png", "wall_vs_batch.png"]  # fmt: skip
+    assert names == [
+        "accuracy_vs_epochs.png",
+        "curves_by_batch_size.png",
+        "curves_by_num_gpus.png",
+        "pareto.png",
+        "speedup_vs_gpus.png",
+        "wall_vs_batch.png",
+    ]
     captions = dict((p.name, c) for c, p in figs.made)
     assert "paper Figure 6" in captions["curves_by_num_gpus.png"]
     assert "paper Figure 7" in captions["curves_by_batch_size.png"]
@@ -76,9 +92,19 @@ def test_pareto_works_for_either_direction(tmp_path, skill):
 
 
 def test_figure_8_draws_the_papers_table_8_beside_ours(tmp_path):
-    recs = [{"trial": i, "augmentation": "pre", "batch_size": bs, "data_multiplier": 1, "epochs": ep, "num_gpus": 2,
-             "wall_time_s": ep, "test_accuracy": 0.8 + ep / 10000}
-            for i, (bs, ep) in enumerate((bs, ep) for bs in (128, 256) for ep in (5, 10, 100))]  # fmt: skip
+    recs = [
+        {
+            "trial": i,
+            "augmentation": "pre",
+            "batch_size": bs,
+            "data_multiplier": 1,
+            "epochs": ep,
+            "num_gpus": 2,
+            "wall_time_s": ep,
+            "test_accuracy": 0.8 + ep / 10000,
+        }
+        for i, (bs, ep) in enumerate((bs, ep) for bs in (128, 256) for ep in (5, 10, 100))
+    ]
     figs = make_figures(recs, PARAMS, tmp_path, skill="test_accuracy", target=0.8, paper=True)
     caption = next(c for c, p in figs.made if p.name == "accuracy_vs_epochs.png")
     assert caption.endswith("the paper's dashed")

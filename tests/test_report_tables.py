@@ -5,15 +5,26 @@ from tornadostudy.report import add_time_to_target, default_target, fastest_reac
 
 
 def _rec(bs, k, ep, wall, acc=0.9, aug="pre", gpus=1, **extra):
-    return {"batch_size": bs, "data_multiplier": k, "epochs": ep, "augmentation": aug, "num_gpus": gpus,
-            "wall_time_s": wall, "test_accuracy": acc, **extra}  # fmt: skip
+    return {
+        "batch_size": bs,
+        "data_multiplier": k,
+        "epochs": ep,
+        "augmentation": aug,
+        "num_gpus": gpus,
+        "wall_time_s": wall,
+        "test_accuracy": acc,
+        **extra,
+    }
 
 
 RECORDS = [
-    _rec(128, 1, 5, 20.0), _rec(128, 2, 5, 40.0), _rec(256, 1, 5, 12.0),  # (256, 2, 5) missing
-    _rec(128, 1, 10, 38.0, acc=0.93), _rec(128, 1, 10, 42.0, acc=0.95),  # a repeated cell
+    _rec(128, 1, 5, 20.0),
+    _rec(128, 2, 5, 40.0),
+    _rec(256, 1, 5, 12.0),  # (256, 2, 5) missing
+    _rec(128, 1, 10, 38.0, acc=0.93),
+    _rec(128, 1, 10, 42.0, acc=0.95),  # a repeated cell
     _rec(128, 1, 5, 30.0, aug="live"),
-]  # fmt: skip
+]
 
 
 def test_table3_layout_one_block_per_mode_gpu_count_and_epochs():
@@ -66,8 +77,11 @@ def test_layouts_need_their_dimensions_and_bad_pivots_are_named():
 # A study over GPUs too: 2 GPU counts × 2 multipliers × 2 epochs, batch 128, pre; one cell missing.
 GPU_RECORDS = [
     _rec(128, k, ep, wall=100.0 * k * ep / g, gpus=g)
-    for g in (1, 2) for k in (1, 2) for ep in (5, 10) if not (g == 2 and k == 2 and ep == 10)
-]  # fmt: skip
+    for g in (1, 2)
+    for k in (1, 2)
+    for ep in (5, 10)
+    if not (g == 2 and k == 2 and ep == 10)
+]
 
 
 def test_tables_6_and_7_gpu_layouts_against_a_hand_computed_pivot():
@@ -75,7 +89,9 @@ def test_tables_6_and_7_gpu_layouts_against_a_hand_computed_pivot():
     t6 = [b for b in blocks if "Table 6" in b.title]
     t7 = [b for b in blocks if "Table 7" in b.title]
     assert [b.title.split(" — ")[1] for b in t6] == [
-        "augmentation=pre, batch_size=128, epochs=5", "augmentation=pre, batch_size=128, epochs=10"]  # fmt: skip
+        "augmentation=pre, batch_size=128, epochs=5",
+        "augmentation=pre, batch_size=128, epochs=10",
+    ]
     ep10 = t6[1]
     assert list(ep10.table.index) == [1, 2] and list(ep10.table.columns) == [1, 2]
     assert ep10.numeric.loc[1, 2] == pytest.approx(2000.0) and ep10.numeric.loc[2, 1] == pytest.approx(500.0)
@@ -97,8 +113,12 @@ def test_any_metric_in_every_layout_and_unknown_metrics_are_named():
 
 
 def test_time_to_target_is_wall_time_when_reached_and_says_not_reached_otherwise():
-    records = [_rec(128, 1, 5, 20.0, acc=0.90), _rec(128, 1, 10, 40.0, acc=0.95),
-               _rec(256, 1, 5, 12.0, acc=0.80), _rec(256, 1, 10, 25.0, acc=0.94)]  # fmt: skip
+    records = [
+        _rec(128, 1, 5, 20.0, acc=0.90),
+        _rec(128, 1, 10, 40.0, acc=0.95),
+        _rec(256, 1, 5, 12.0, acc=0.80),
+        _rec(256, 1, 10, 25.0, acc=0.94),
+    ]
     assert default_target(records, "test_accuracy") == pytest.approx(0.95 * 0.99)
     marked = add_time_to_target(records, "test_accuracy", 0.93)
     assert [r["time_to_target_s"] for r in marked][1::2] == [40.0, 25.0]
@@ -118,9 +138,20 @@ def test_time_to_target_is_wall_time_when_reached_and_says_not_reached_otherwise
 def test_live_over_pre_ratios_compare_configurations_that_differ_only_in_augmentation():
     from tornadostudy.report.tables import augmentation_ratio_blocks
 
-    recs = [{"augmentation": aug, "batch_size": bs, "epochs": ep, "data_multiplier": 1, "num_gpus": g,
-             "wall_time_s": ep * {"pre": 10, "live": 11, "live_cpu": 130 if g == 0 else 19}[aug]}
-            for aug in ("pre", "live", "live_cpu") for bs in (128, 256) for ep in (5, 10) for g in (0, 1)]  # fmt: skip
+    recs = [
+        {
+            "augmentation": aug,
+            "batch_size": bs,
+            "epochs": ep,
+            "data_multiplier": 1,
+            "num_gpus": g,
+            "wall_time_s": ep * {"pre": 10, "live": 11, "live_cpu": 130 if g == 0 else 19}[aug],
+        }
+        for aug in ("pre", "live", "live_cpu")
+        for bs in (128, 256)
+        for ep in (5, 10)
+        for g in (0, 1)
+    ]
     blocks = augmentation_ratio_blocks(recs, ["augmentation", "batch_size", "data_multiplier", "epochs", "num_gpus"])
     assert [b.where for b in blocks] == [{"num_gpus": 0}, {"num_gpus": 1}]
     cpu, gpu = (b.numeric for b in blocks)

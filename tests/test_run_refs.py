@@ -33,8 +33,15 @@ def _spoil_creates(tracker, how: list[str]):
 
 
 def _trial(tracker, experiment, made=None):
-    ref = tracker.open_trial_run(experiment, None, "b128 #0", {"epochs": 2}, {"cell": 3}, run_key=new_run_key(),
-                                 on_made=made.append if made is not None else None)  # fmt: skip
+    ref = tracker.open_trial_run(
+        experiment,
+        None,
+        "b128 #0",
+        {"epochs": 2},
+        {"cell": 3},
+        run_key=new_run_key(),
+        on_made=made.append if made is not None else None,
+    )
     tracker.log_metrics(ref, {"loss": 0.5}, step=1)
     tracker.log_metrics(ref, {"loss": 0.4}, step=2)
     tracker.end_run(ref, "FINISHED")
@@ -123,8 +130,15 @@ def test_a_dead_workers_spool_is_delivered_and_its_unclosed_runs_are_killed(tmp_
     finished = dead.open_trial_run(experiment, None, "finished", {}, {}, run_key=new_run_key())
     spool.append(made_early, {"op": "metrics", "metrics": {"loss": 0.5}, "step": 1, "ts": 1})
     never_made = run_ref(experiment, new_run_key())
-    spool.append(never_made, {"op": "create", "run_name": "never made", "tags": {
-        "tornadostudy.role": "trial", RUN_KEY_TAG: parse_ref(never_made)[1]}, "ts": 1})  # fmt: skip
+    spool.append(
+        never_made,
+        {
+            "op": "create",
+            "run_name": "never made",
+            "tags": {"tornadostudy.role": "trial", RUN_KEY_TAG: parse_ref(never_made)[1]},
+            "ts": 1,
+        },
+    )
     spool.append(finished, {"op": "end", "status": "FINISHED", "ts": 2})
 
     assert close_abandoned_runs(spool) == 2
@@ -132,7 +146,10 @@ def test_a_dead_workers_spool_is_delivered_and_its_unclosed_runs_are_killed(tmp_
     assert adopter.flush() == []
     runs = {r.info.run_name: r for r in adopter.trial_runs(experiment)}
     assert {name: r.info.status for name, r in runs.items()} == {
-        "made": "KILLED", "never made": "KILLED", "finished": "FINISHED"}  # fmt: skip
+        "made": "KILLED",
+        "never made": "KILLED",
+        "finished": "FINISHED",
+    }
     assert runs["made"].data.tags["fail_reason"] == "its worker was gone before closing the run"
     assert adopter.curve(runs["made"].info.run_id, "loss") == [(1, 0.5)]
     assert adopter.runs_by_key(experiment)[parse_ref(never_made)[1]] == runs["never made"].info.run_id

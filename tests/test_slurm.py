@@ -9,23 +9,42 @@ from tornadostudy.errors import UserInputError
 
 
 def _job(**kw):
-    base = dict(study="paper-6.1", gpus=2, array=6, python="/env/bin/python", log_dir="/scratch/logs",
-                storage_url="postgresql+psycopg2://alice@db/studies", tracking_uri="http://mlflow:5000")  # fmt: skip
+    base = dict(
+        study="paper-6.1",
+        gpus=2,
+        array=6,
+        python="/env/bin/python",
+        log_dir="/scratch/logs",
+        storage_url="postgresql+psycopg2://alice@db/studies",
+        tracking_uri="http://mlflow:5000",
+    )
     return SbatchJob(**{**base, **kw})
 
 
 def _bash_words(script: str) -> list[str]:
     """What bash would execute for the last line, parsed by bash itself."""
     line = script.strip().splitlines()[-1]
-    out = subprocess.run(["bash", "-c", f"set -- {line[len('exec '):]}; printf '%s\\n' \"$@\""],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["bash", "-c", f"set -- {line[len('exec ') :]}; printf '%s\\n' \"$@\""],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return out.splitlines()
 
 
 def test_one_array_job_per_gpu_count_with_its_directives():
     script = render_sbatch(_job(time="2:00:00", partition="gpu", account="proj-1", extra=("--mem=16G",)))
-    for directive in ("--job-name=ts-paper-6.1-g2", "--array=0-5", "--gres=gpu:2", "--signal=B:USR1@120",
-                      "--time=2:00:00", "--partition=gpu", "--account=proj-1", "--mem=16G"):  # fmt: skip
+    for directive in (
+        "--job-name=ts-paper-6.1-g2",
+        "--array=0-5",
+        "--gres=gpu:2",
+        "--signal=B:USR1@120",
+        "--time=2:00:00",
+        "--partition=gpu",
+        "--account=proj-1",
+        "--mem=16G",
+    ):
         assert f"#SBATCH {directive}" in script, directive
     assert "#SBATCH --output=/scratch/logs/%x-%A_%a.out" in script
     assert script.splitlines()[-1].startswith("exec /env/bin/python -m tornadostudy worker paper-6.1 --gpus 2")
@@ -43,17 +62,25 @@ def test_names_with_spaces_and_quotes_can_not_break_or_inject():
 
 
 def test_passwords_never_reach_a_script():
-    script = render_sbatch(_job(storage_url="postgresql+psycopg2://alice:hunter2@db/s",
-                                tracking_uri="postgresql+psycopg2://bob:swordfish@db/m"))  # fmt: skip
+    script = render_sbatch(
+        _job(
+            storage_url="postgresql+psycopg2://alice:hunter2@db/s",
+            tracking_uri="postgresql+psycopg2://bob:swordfish@db/m",
+        )
+    )
     assert "hunter2" not in script and "swordfish" not in script
     assert "TORNADOSTUDY_STORAGE=postgresql+psycopg2://alice@db/s" in script
 
 
 @pytest.mark.parametrize(
     "kw, needle",
-    [({"array": 0}, "--array"), ({"time": "two hours"}, "--time"), ({"partition": "gpu;reboot"}, "--partition"),
-     ({"extra": ("mem=1G",)}, "--extra")],
-)  # fmt: skip
+    [
+        ({"array": 0}, "--array"),
+        ({"time": "two hours"}, "--time"),
+        ({"partition": "gpu;reboot"}, "--partition"),
+        ({"extra": ("mem=1G",)}, "--extra"),
+    ],
+)
 def test_bad_options_are_refused(kw, needle):
     with pytest.raises(UserInputError, match=needle):
         _job(**kw)
@@ -92,9 +119,12 @@ def test_queue_states_per_task():
 
 @pytest.mark.parametrize(
     "answer, needle",
-    [((1, "", "sbatch: error: Invalid generic resource (gres) specification\n"), "Invalid generic resource"),
-     (FileNotFoundError(), "sbatch not found"), ((0, "garbage", ""), "not a job id")],
-)  # fmt: skip
+    [
+        ((1, "", "sbatch: error: Invalid generic resource (gres) specification\n"), "Invalid generic resource"),
+        (FileNotFoundError(), "sbatch not found"),
+        ((0, "garbage", ""), "not a job id"),
+    ],
+)
 def test_scheduler_errors_are_one_line(answer, needle):
     with pytest.raises(SlurmError, match=needle) as info:
         Slurm(FakeRunner(answer)).submit("x")
@@ -108,10 +138,12 @@ def test_several_workers_per_task_share_its_gpus_and_each_gets_slurms_signal(tmp
     import time
 
     fake = tmp_path / "python"
-    fake.write_text("#!/bin/bash\n"
-                    "trap 'echo usr1 >> \"$OUT/$$\"; exit 0' USR1\n"
-                    "echo \"$TF_FORCE_GPU_ALLOW_GROWTH $*\" > \"$OUT/$$\"\n"
-                    "while true; do sleep 0.05; done\n")  # fmt: skip
+    fake.write_text(
+        "#!/bin/bash\n"
+        "trap 'echo usr1 >> \"$OUT/$$\"; exit 0' USR1\n"
+        'echo "$TF_FORCE_GPU_ALLOW_GROWTH $*" > "$OUT/$$"\n'
+        "while true; do sleep 0.05; done\n"
+    )
     fake.chmod(0o755)
     script = render_sbatch(_job(python=str(fake), workers_per_task=3))
     assert "exec " not in script and "export TF_FORCE_GPU_ALLOW_GROWTH=true" in script

@@ -27,9 +27,15 @@ def _with(**sections):
 
 @pytest.mark.parametrize(
     "name, cells",
-    [("quickstart", 16), ("paper-6.1", 279), ("paper-6.2", 130), ("extension-6.1-full-grid", 810),
-     ("extension-6.2-wide", 3120), ("tpe-example", 30)],
-)  # fmt: skip
+    [
+        ("quickstart", 16),
+        ("paper-6.1", 279),
+        ("paper-6.2", 130),
+        ("extension-6.1-full-grid", 810),
+        ("extension-6.2-wide", 3120),
+        ("tpe-example", 30),
+    ],
+)
 def test_shipped_studies_load(name, cells):
     spec = load_spec(STUDIES / f"{name}.toml")
     assert spec.name == name and spec.n_cells == cells
@@ -71,8 +77,13 @@ def test_a_grid_of_several_parts_is_the_union_of_their_cells_with_gridsampler_id
 
 def test_defaults_fill_the_constants():
     spec = parse_spec(_with())
-    assert spec.constants == {"augmentation": "pre", "data_multiplier": 1, "epochs": 5, "learning_rate": 1e-3,
-                              "num_gpus": 0}  # fmt: skip
+    assert spec.constants == {
+        "augmentation": "pre",
+        "data_multiplier": 1,
+        "epochs": 5,
+        "learning_rate": 1e-3,
+        "num_gpus": 0,
+    }
     assert spec.objectives[0].metric == "test_auc" and spec.data.source == "synthetic"
     cells = spec.cells()
     assert [c["batch_size"] for c in cells] == [128, 256] and all(c["epochs"] == 5 for c in cells)
@@ -84,9 +95,12 @@ def test_repeats_add_a_repeat_dimension():
 
 
 def test_tpe_ranges():
-    spec = parse_spec(_with(study={"name": "t", "sampler": "tpe", "n_trials": 5},
-                            search={"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
-                                    "epochs": {"low": 2, "high": 9}}))  # fmt: skip
+    spec = parse_spec(
+        _with(
+            study={"name": "t", "sampler": "tpe", "n_trials": 5},
+            search={"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}, "epochs": {"low": 2, "high": 9}},
+        )
+    )
     assert spec.search["learning_rate"] == Range(1e-4, 1e-2, True, None)
     assert spec.search["epochs"].is_int and not spec.search["learning_rate"].is_int
     assert spec.n_cells == 5
@@ -177,11 +191,17 @@ def test_fingerprint_tracks_content_not_formatting(tmp_path):
 
 
 def test_data_takes_the_balance_and_the_label_rule():
-    spec = parse_spec(_with(data={"balance": "paper", "label_statistic": "mean", "label_threshold": 0.008,
-                                  "label_comparison": ">="}))  # fmt: skip
+    spec = parse_spec(
+        _with(data={"balance": "paper", "label_statistic": "mean", "label_threshold": 0.008, "label_comparison": ">="})
+    )
     assert spec.data.balance == "paper"
-    assert spec.data.label_fields() == {"variable": "RVORT1_MAX_future", "statistic": "mean", "region": "mask",
-                                        "threshold": 0.008, "comparison": ">="}  # fmt: skip
+    assert spec.data.label_fields() == {
+        "variable": "RVORT1_MAX_future",
+        "statistic": "mean",
+        "region": "mask",
+        "threshold": 0.008,
+        "comparison": ">=",
+    }
     with pytest.raises(SpecError, match=r"data.balance: 'halves' is not valid: use one of none, oversample, paper"):
         parse_spec(_with(data={"balance": "halves"}))
     with pytest.raises(SpecError, match=r"data.label_region: 'disk' is not valid: use one of mask, patch"):
@@ -189,8 +209,12 @@ def test_data_takes_the_balance_and_the_label_rule():
 
 
 def test_live_cpu_and_the_simulator_profile_are_spec_values():
-    spec = parse_spec(_with(search={"augmentation": ["pre", "live", "live_cpu"]},
-                            trainer={"kind": "simulate", "profile": "paper", "train_samples": 138963}))  # fmt: skip
+    spec = parse_spec(
+        _with(
+            search={"augmentation": ["pre", "live", "live_cpu"]},
+            trainer={"kind": "simulate", "profile": "paper", "train_samples": 138963},
+        )
+    )
     assert spec.trainer.profile == "paper" and spec.trainer.train_samples == 138963
     with pytest.raises(SpecError, match=r'trainer: .*only apply to kind = "simulate"'):
         parse_spec(_with(trainer={"kind": "keras", "profile": "paper"}))

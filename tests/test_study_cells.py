@@ -79,10 +79,14 @@ def test_a_cells_table_made_before_the_results_column_gets_it(tmp_path):
 
     engine = make_engine(f"sqlite:///{tmp_path}/old.db")
     with engine.begin() as conn:  # the table as an earlier version made it
-        conn.execute(sa.text(f"CREATE TABLE {TABLE} (study VARCHAR(512), cell INTEGER, params TEXT, "
-                             "num_gpus INTEGER, cost FLOAT, state VARCHAR(16), attempts INTEGER, trial_number INTEGER, "
-                             "run_id VARCHAR(64), worker VARCHAR(256), claimed_at FLOAT, heartbeat_at FLOAT, "
-                             "finished_at FLOAT, last_error TEXT, PRIMARY KEY (study, cell))"))  # fmt: skip
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {TABLE} (study VARCHAR(512), cell INTEGER, params TEXT, "
+                "num_gpus INTEGER, cost FLOAT, state VARCHAR(16), attempts INTEGER, trial_number INTEGER, "
+                "run_id VARCHAR(64), worker VARCHAR(256), claimed_at FLOAT, heartbeat_at FLOAT, "
+                "finished_at FLOAT, last_error TEXT, PRIMARY KEY (study, cell))"
+            )
+        )
     cells = CellTable(engine)
     cells.upgrade_schema()
     cells.upgrade_schema()  # a second worker finds it there

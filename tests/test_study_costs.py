@@ -11,14 +11,22 @@ from tornadostudy.study.costs import MIN_FINISHED, CostRefiner, cell_cost, fit_c
 from tornadostudy.study.storage import make_engine
 
 AXES = ((5, 10, 15), (1, 2, 4), (128, 512, 2048), (1, 4), ("pre", "live"))
-GRID = [dict(epochs=e, data_multiplier=k, batch_size=b, num_gpus=g, augmentation=a)
-        for e, k, b, g, a in itertools.product(*AXES)]  # fmt: skip
+GRID = [
+    dict(epochs=e, data_multiplier=k, batch_size=b, num_gpus=g, augmentation=a)
+    for e, k, b, g, a in itertools.product(*AXES)
+]
 
 
 def true_seconds(p):
     """A machine unlike the prior: batch size barely matters, 4 GPUs are 3x faster, live costs 1.5x."""
-    return 2.0 * p["epochs"] * p["data_multiplier"] * (128 / p["batch_size"]) ** 0.1 / (
-        3.0 if p["num_gpus"] == 4 else 1.0) * (1.5 if p["augmentation"] == "live" else 1.0)  # fmt: skip
+    return (
+        2.0
+        * p["epochs"]
+        * p["data_multiplier"]
+        * (128 / p["batch_size"]) ** 0.1
+        / (3.0 if p["num_gpus"] == 4 else 1.0)
+        * (1.5 if p["augmentation"] == "live" else 1.0)
+    )
 
 
 def rank_corr(a, b):
@@ -36,7 +44,8 @@ def test_refit_orders_waiting_cells_by_the_time_they_really_take():
     refit = fit_costs(noisy, waiting)
     assert rank_corr(refit, truth) > 0.95 > rank_corr(prior, truth) + 0.05
     assert fit_costs([(p, 3.0 * cell_cost(p)) for p in finished], waiting) == pytest.approx(
-        [3.0 * c for c in prior], rel=1e-6), "times that follow the prior leave the order alone"  # fmt: skip
+        [3.0 * c for c in prior], rel=1e-6
+    ), "times that follow the prior leave the order alone"
 
 
 def test_a_worker_refits_the_waiting_cells_in_the_database(tmp_path):
@@ -48,8 +57,11 @@ def test_a_worker_refits_the_waiting_cells_in_the_database(tmp_path):
     now = time.time()
     with cells.engine.begin() as conn:
         for i, p in list(enumerate(GRID))[:: len(GRID) // (MIN_FINISHED * 3) + 1]:
-            conn.execute(cells.table.update().where(cells.table.c.cell == i).values(
-                state="complete", claimed_at=now, finished_at=now + true_seconds(p)))  # fmt: skip
+            conn.execute(
+                cells.table.update()
+                .where(cells.table.c.cell == i)
+                .values(state="complete", claimed_at=now, finished_at=now + true_seconds(p))
+            )
     assert refiner.maybe_refit()
     rows = {r["cell"]: r for r in cells.rows("s")}
     waiting = [c for c, r in rows.items() if r["state"] == "waiting"]

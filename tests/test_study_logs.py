@@ -20,8 +20,12 @@ assert "optuna" not in sys.modules, "quieting does not import Optuna"
 
 
 def _run(tmp_path, quiet: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", OPEN_AND_CREATE.format(quiet=quiet), str(tmp_path / "s.db")],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", OPEN_AND_CREATE.format(quiet=quiet), str(tmp_path / "s.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
 
 
 def test_optuna_imported_after_quieting_is_quiet_once_its_storage_opens(tmp_path):

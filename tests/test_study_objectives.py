@@ -12,8 +12,10 @@ from tornadostudy.study.handle import StudyHandle
 def test_two_objectives_are_reported_in_spec_order(study_env):
     folder, env = study_env
     path = write_sim_spec(folder, search="batch_size = [128, 1024]")
-    path.write_text(path.read_text() + '\n[[objective]]\nmetric = "test_accuracy"\ndirection = "maximize"\n'
-                    '\n[[objective]]\nmetric = "wall_time_s"\ndirection = "minimize"\n')  # fmt: skip
+    path.write_text(
+        path.read_text() + '\n[[objective]]\nmetric = "test_accuracy"\ndirection = "maximize"\n'
+        '\n[[objective]]\nmetric = "wall_time_s"\ndirection = "minimize"\n'
+    )
     spec = load_spec(path)
     create_study(spec, env["TORNADOSTUDY_STORAGE"], env["MLFLOW_TRACKING_URI"])
     ((code, _, err),) = wait_all(start_workers(spec.name, 1, env))

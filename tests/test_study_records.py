@@ -32,14 +32,21 @@ class Book:
         claim = self.cells.claim("s", 0, worker)
         attrs = {"worker": worker, "attempt": claim.attempt, "cell": claim.cell}
         trial_id, number = records.start_trial(
-            self.storage, self.cells, self.study_id, PARAMS, GRID, attrs,
-            {"grid_id": claim.cell, "search_space": GRID}, hold=("s", claim.cell, worker),
-        )  # fmt: skip
+            self.storage,
+            self.cells,
+            self.study_id,
+            PARAMS,
+            GRID,
+            attrs,
+            {"grid_id": claim.cell, "search_space": GRID},
+            hold=("s", claim.cell, worker),
+        )
         return claim.cell, trial_id, number
 
     def complete(self, cell, worker, trial_id, number, values=(1.0, 2.0), results=None):
-        return records.complete_trial(self.storage, self.cells, "s", cell, worker, trial_id, number, list(values),
-                                      results or {"metrics": {}})  # fmt: skip
+        return records.complete_trial(
+            self.storage, self.cells, "s", cell, worker, trial_id, number, list(values), results or {"metrics": {}}
+        )
 
     def cell(self, cell: int) -> dict:
         return self.cells.rows("s", {cell})[0]
@@ -53,9 +60,12 @@ def book(tmp_path):
 def check_record_matches_optuna(book: Book) -> None:
     cell, trial_id, number = book.start()
     template = optuna.trial.create_trial(
-        state=optuna.trial.TrialState.RUNNING, params=PARAMS, distributions=DISTS,
-        user_attrs={"worker": "w1", "attempt": 1, "cell": cell}, system_attrs={"grid_id": cell, "search_space": GRID},
-    )  # fmt: skip
+        state=optuna.trial.TrialState.RUNNING,
+        params=PARAMS,
+        distributions=DISTS,
+        user_attrs={"worker": "w1", "attempt": 1, "cell": cell},
+        system_attrs={"grid_id": cell, "search_space": GRID},
+    )
     reference_id = book.storage.create_new_trial(book.study_id, template_trial=template)
     ours, reference = book.storage.get_trial(trial_id), book.storage.get_trial(reference_id)
     for field in ("state", "params", "distributions", "user_attrs", "system_attrs", "values"):
@@ -87,8 +97,10 @@ def test_the_record_is_what_optuna_itself_stores(book, eastern_time):
 
 def check_only_the_holder_writes(book: Book) -> None:
     cell, trial_id, number = book.start("w1")
-    assert records.start_trial(book.storage, book.cells, book.study_id, PARAMS, GRID, {}, {},
-                               hold=("s", cell, "w2")) is None  # fmt: skip
+    assert (
+        records.start_trial(book.storage, book.cells, book.study_id, PARAMS, GRID, {}, {}, hold=("s", cell, "w2"))
+        is None
+    )
     (refused,) = [t for t in book.storage.get_all_trials(book.study_id) if t.number != number]
     assert refused.state == optuna.trial.TrialState.FAIL, "a trial whose cell is not its worker's is failed"
     assert book.cell(cell)["trial_number"] == number

@@ -80,8 +80,13 @@ def test_a_worker_with_nothing_left_stays_to_run_again_the_cell_of_a_worker_kill
     spec, handle = _setup(folder, env, search="epochs = [2, 40]\nbatch_size = [128]", time_scale=0.3)
     workers = start_workers(spec.name, 2, env)
     deadline = time.time() + 60
-    while not (long := [r for r in handle.cells.rows(spec.name) if r["state"] == "running" and r["cost"] == max(
-            c["cost"] for c in handle.cells.rows(spec.name))]):  # fmt: skip
+    while not (
+        long := [
+            r
+            for r in handle.cells.rows(spec.name)
+            if r["state"] == "running" and r["cost"] == max(c["cost"] for c in handle.cells.rows(spec.name))
+        ]
+    ):
         assert time.time() < deadline, "the long cell never started"
         time.sleep(0.1)
     (victim,) = [w for w in workers if long[0]["worker"].split(":")[1] == str(w.pid)]

@@ -90,8 +90,10 @@ def test_retrying_rides_out_database_errors_and_optunas_wrapper_of_them_but_not_
 
     from tornadostudy.study.storage import retrying
 
-    errors = [sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")),
-              optuna.exceptions.StorageInternalError("An exception is raised during the commit")]  # fmt: skip
+    errors = [
+        sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+        optuna.exceptions.StorageInternalError("An exception is raised during the commit"),
+    ]
 
     def flaky():
         if errors:

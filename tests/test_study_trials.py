@@ -32,8 +32,9 @@ def _via_optuna(handle) -> list[dict]:
         record.update(trial.params)
         record.update(trial.user_attrs.get("metrics", {}))
         info = trial.user_attrs.get("info", {})
-        record.update({k: info[k] for k in ("train_samples", "train_positive_fraction", "hardware", "versions")
-                       if k in info})  # fmt: skip
+        record.update(
+            {k: info[k] for k in ("train_samples", "train_positive_fraction", "hardware", "versions") if k in info}
+        )
         out.append(record)
     return out
 
@@ -41,8 +42,11 @@ def _via_optuna(handle) -> list[dict]:
 @pytest.mark.slow
 def test_cell_records_equal_optunas_and_skip_unfinished_trials(study_env):
     folder, env = study_env
-    spec = write_sim_spec(folder, search='batch_size = [128, 256]\naugmentation = ["pre", "live"]\n'
-                                         "learning_rate = [0.001, 0.01]", extra_study="repeats = 2")  # fmt: skip
+    spec = write_sim_spec(
+        folder,
+        search='batch_size = [128, 256]\naugmentation = ["pre", "live"]\nlearning_rate = [0.001, 0.01]',
+        extra_study="repeats = 2",
+    )
     assert run_cli("create", str(spec), env=env).returncode == 0
     assert run_cli("worker", "sim", "--max-trials", "13", env=env).returncode == 0
     handle = StudyHandle.open("sim", env["TORNADOSTUDY_STORAGE"])
@@ -99,4 +103,7 @@ def test_running_trials_are_optunas_running_trials(study_env):
         mine = ours[trial.number]
         trial_id = handle.storage.get_trial_id_from_study_id_trial_number(handle.study_id, trial.number)
         assert (mine.trial_id, mine.datetime_start, mine.user_attrs) == (
-            trial_id, trial.datetime_start, trial.user_attrs)  # fmt: skip
+            trial_id,
+            trial.datetime_start,
+            trial.user_attrs,
+        )

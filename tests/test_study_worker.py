@@ -12,8 +12,9 @@ from tornadostudy.study.handle import StudyHandle
 from tornadostudy.study.status import study_status
 from tornadostudy.tracking import Tracker
 
-GRID_40 = ("epochs = [1, 2]\nbatch_size = [64, 128, 256, 512, 1024]\ndata_multiplier = [1, 2]\n"
-           "augmentation = [\"pre\", \"live\"]")  # fmt: skip
+GRID_40 = (
+    'epochs = [1, 2]\nbatch_size = [64, 128, 256, 512, 1024]\ndata_multiplier = [1, 2]\naugmentation = ["pre", "live"]'
+)
 
 
 def _create(folder, env, **kw):
@@ -89,8 +90,9 @@ def test_workers_only_claim_cells_with_their_gpu_count(study_env):
 @pytest.mark.slow
 def test_a_cell_out_of_attempts_is_failed_with_its_reason(study_env):
     folder, env = study_env
-    spec, _ = _create(folder, env, search="batch_size = [32, 64, 128, 256, 512, 1024]", fail_probability=0.6,
-                      max_attempts=1)  # fmt: skip
+    spec, _ = _create(
+        folder, env, search="batch_size = [32, 64, 128, 256, 512, 1024]", fail_probability=0.6, max_attempts=1
+    )
     ((code, _, err),) = wait_all(start_workers(spec.name, 1, env))
     assert code == 0, err
     handle, trials, State = _trials(env, spec.name)
@@ -124,8 +126,17 @@ def test_mlflow_logging_contract(study_env):
         assert on_cells[trial.number] == run.info.run_id
         assert trial.user_attrs.get("mlflow_run_id", run.info.run_id) == run.info.run_id
         assert run.data.tags["mlflow.parentRunId"] == handle.parent_run_id
-        for key in ("study", "cell", "sampler", "host", "gpu_ids", "version.tornadostudy", "version.optuna",
-                    "info.trainer", "info.per_replica_batch"):  # fmt: skip
+        for key in (
+            "study",
+            "cell",
+            "sampler",
+            "host",
+            "gpu_ids",
+            "version.tornadostudy",
+            "version.optuna",
+            "info.trainer",
+            "info.per_replica_batch",
+        ):
             assert key in run.data.tags, key
         params = run.data.params
         for name in ("batch_size", "epochs", "learning_rate", "data_multiplier", "num_gpus", "augmentation"):
@@ -135,8 +146,19 @@ def test_mlflow_logging_contract(study_env):
             history = tracker.metric_history(run.info.run_id, metric)
             assert sorted(m.step for m in history) == [1, 2, 3], metric
         final = run.data.metrics
-        for metric in ("wall_time_s", "time_data_s", "time_first_epoch_s", "time_steady_epochs_s", "time_test_s",
-                       "test_accuracy", "test_auc", "test_pod", "test_far", "test_csi", "test_brier"):  # fmt: skip
+        for metric in (
+            "wall_time_s",
+            "time_data_s",
+            "time_first_epoch_s",
+            "time_steady_epochs_s",
+            "time_test_s",
+            "test_accuracy",
+            "test_auc",
+            "test_pod",
+            "test_far",
+            "test_csi",
+            "test_brier",
+        ):
             assert metric in final, metric
         assert trial.values[0] == pytest.approx(final["test_auc"])
 
@@ -167,9 +189,12 @@ def test_bad_data_writes_nothing(study_env):
 def test_tpe_study_spends_exactly_its_budget(study_env):
     folder, env = study_env
     spec, _ = _create(
-        folder, env, sampler="tpe", extra_study="n_trials = 7",
+        folder,
+        env,
+        sampler="tpe",
+        extra_study="n_trials = 7",
         search="learning_rate = { low = 1e-4, high = 1e-2, log = true }\nbatch_size = [128, 256, 512]",
-    )  # fmt: skip
+    )
     results = wait_all(start_workers(spec.name, 3, env))
     assert [r[0] for r in results] == [0, 0, 0], [r[2][-300:] for r in results]
     handle, trials, State = _trials(env, spec.name)
@@ -246,8 +271,9 @@ def test_a_grid_workers_trials_read_back_through_optuna_as_its_own_records(study
     from tornadostudy.study.worker import Worker, WorkerOptions
 
     folder, env = study_env
-    spec, _ = _create(folder, env, search="batch_size = [32, 64, 128, 256, 512, 1024]", fail_probability=0.6,
-                      max_attempts=1)  # fmt: skip
+    spec, _ = _create(
+        folder, env, search="batch_size = [32, 64, 128, 256, 512, 1024]", fail_probability=0.6, max_attempts=1
+    )
     worker = Worker(WorkerOptions(spec.name, env["TORNADOSTUDY_STORAGE"], env["MLFLOW_TRACKING_URI"], 0, (), None))
     summary = worker.run()
     assert summary.failed and summary.completed and len(summary.failed) + len(summary.completed) == 6

@@ -11,13 +11,19 @@ from tornadostudy.tracking.tracker import _pool_settings
 @pytest.mark.parametrize(
     "given, expected",
     [
-        ({}, {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "1", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "2",
-              "MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE": "300"}),
+        (
+            {},
+            {
+                "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "1",
+                "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "2",
+                "MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE": "300",
+            },
+        ),
         ({"TORNADOSTUDY_DB_POOL": "0"}, {"TORNADOSTUDY_DB_POOL": "0", "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool"}),
         # A pool class of the user's own must not be combined with pool sizes (MLflow would refuse to start).
         ({"MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool"}, {"MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool"}),
     ],
-)  # fmt: skip
+)
 def test_pool_settings_for_logging_straight_to_postgresql(given, expected):
     environ = dict(given)
     _pool_settings(environ)
@@ -104,9 +110,12 @@ def test_a_write_mlflow_refuses_is_permanent_and_an_unreachable_server_is_not(tm
 
 
 def test_waiting_writes_are_merged_in_order_into_one_call_between_creates_and_ends():
-    trial = [{"op": "params", "params": {"a": "1"}}, {"op": "metrics", "metrics": {"loss": 1.0}, "step": 1, "ts": 1},
-             {"op": "metrics", "metrics": {"auc": 0.8}, "step": 0, "ts": 2, "tags": {"t": "x"}},
-             {"op": "end", "status": "FINISHED", "ts": 3}]  # fmt: skip
+    trial = [
+        {"op": "params", "params": {"a": "1"}},
+        {"op": "metrics", "metrics": {"loss": 1.0}, "step": 1, "ts": 1},
+        {"op": "metrics", "metrics": {"auc": 0.8}, "step": 0, "ts": 2, "tags": {"t": "x"}},
+        {"op": "end", "status": "FINISHED", "ts": 3},
+    ]
     tags = [{"op": "tags", "tags": {f"k{i}": "v"}} for i in range(150)]
     assert [len(group) for group in merge_writes(trial + tags)] == [3, 1, 150], "MlflowClient splits big batches"
     assert [op for group in merge_writes(trial + tags) for op in group] == trial + tags

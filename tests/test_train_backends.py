@@ -94,8 +94,13 @@ def _jax_env(**extra) -> dict:
 @pytest.mark.parametrize("loop", ["device", "keras"])
 def test_a_trial_trains_checkpoints_and_resumes_on_jax(prepared_small, tmp_path, loop):
     env = _jax_env(TORNADOSTUDY_JAX_FIT=loop)
-    done = subprocess.run([sys.executable, "-c", _JAX_TRIAL, str(prepared_small), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _JAX_TRIAL, str(prepared_small), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.splitlines()[-1])
     for mode in ("pre", "live"):
@@ -144,8 +149,7 @@ print(json.dumps(out))
 @pytest.mark.slow
 def test_many_steps_per_call_train_exactly_as_one_step_per_call():
     env = _jax_env()
-    done = subprocess.run([sys.executable, "-c", _SCAN_VS_STEPS], env=env, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", _SCAN_VS_STEPS], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.splitlines()[-1])
     scan, steps = out["True"], out["False"]

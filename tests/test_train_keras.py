@@ -24,8 +24,9 @@ def test_a_keras_trial_reports_times_curves_and_scores(prepared_small, augmentat
     from tornadostudy.train.keras_trainer import KerasTrainer
 
     trainer = KerasTrainer(TrainerSpec(kind="keras", evaluate_every_epoch=True, jit_compile=False), prepared_small)
-    params = TrialParams(epochs=2, batch_size=64, learning_rate=1e-3, data_multiplier=2, num_gpus=0,
-                         augmentation=augmentation)  # fmt: skip
+    params = TrialParams(
+        epochs=2, batch_size=64, learning_rate=1e-3, data_multiplier=2, num_gpus=0, augmentation=augmentation
+    )
     recorder = Recorder()
     result = trainer.train(params, recorder, TrialContext(0))
     assert [e for e, _ in recorder.epochs] == [1, 2]
@@ -49,8 +50,9 @@ def test_every_augmentation_mode_trains_on_the_same_balanced_rows(prepared_paper
 
     trainer = KerasTrainer(TrainerSpec(kind="keras", jit_compile=False, augment_workers=2), prepared_paper_balance)
     try:
-        params = TrialParams(epochs=1, batch_size=128, learning_rate=1e-3, data_multiplier=2, num_gpus=0,
-                             augmentation=augmentation)  # fmt: skip
+        params = TrialParams(
+            epochs=1, batch_size=128, learning_rate=1e-3, data_multiplier=2, num_gpus=0, augmentation=augmentation
+        )
         result = trainer.train(params, Recorder(), TrialContext(0))
     finally:
         trainer.close()
@@ -68,8 +70,7 @@ def test_a_trial_needing_more_gpus_than_visible_is_not_retried(prepared_small):
     from tornadostudy.train.keras_trainer import KerasTrainer
 
     trainer = KerasTrainer(TrainerSpec(kind="keras"), prepared_small)
-    params = TrialParams(epochs=1, batch_size=64, learning_rate=1e-3, data_multiplier=1, num_gpus=8,
-                         augmentation="pre")  # fmt: skip
+    params = TrialParams(epochs=1, batch_size=64, learning_rate=1e-3, data_multiplier=1, num_gpus=8, augmentation="pre")
     with pytest.raises(TrainingError) as info:
         trainer.train(params, TrialCallbacks(), TrialContext(0))
     assert info.value.kind == "gpus" and not info.value.retryable
@@ -93,8 +94,7 @@ def test_an_interrupted_trial_checkpoints_and_resumes_at_that_epoch(prepared_sma
     from tornadostudy.train.keras_trainer import KerasTrainer
 
     trainer = KerasTrainer(TrainerSpec(kind="keras", jit_compile=False), prepared_small)
-    params = TrialParams(epochs=3, batch_size=32, learning_rate=1e-3, data_multiplier=1, num_gpus=0,
-                         augmentation="pre")  # fmt: skip
+    params = TrialParams(epochs=3, batch_size=32, learning_rate=1e-3, data_multiplier=1, num_gpus=0, augmentation="pre")
     n_batches = math.ceil(trainer.data.manifest["counts"]["train"] / 32)
     context = TrialContext(0, checkpoint_dir=tmp_path / "ckpt")
     first = StopAfter(n_batches + 3)  # stop a few batches into epoch 2

@@ -46,10 +46,20 @@ print("RESULT " + json.dumps(out))
 
 
 def _run(prepared, backend: str, devices: int) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(prepared), str(devices)], env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_PLATFORMS": "cpu",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(prepared), str(devices)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
     return {int(k): v for k, v in json.loads(line[7:]).items()}

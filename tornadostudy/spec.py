@@ -88,8 +88,9 @@ def _check_keys(where: str, section: str, table: Any, valid: tuple[str, ...]) ->
         raise _fail(where, section, f"must be a table, got {type(table).__name__}")
     unknown = sorted(set(table) - set(valid))
     if unknown:
-        raise _fail(where, f"{section}.{unknown[0]}" if section else unknown[0],
-                    f"unknown key; valid keys: {', '.join(valid)}")  # fmt: skip
+        raise _fail(
+            where, f"{section}.{unknown[0]}" if section else unknown[0], f"unknown key; valid keys: {', '.join(valid)}"
+        )
     return table
 
 
@@ -265,8 +266,16 @@ _TOP = ("study", "objective", "data", "trainer", "training", "search")
 _STUDY = ("name", "description", "sampler", "seed", "n_trials", "max_attempts", "repeats")
 _LABEL = ("label_variable", "label_statistic", "label_region", "label_threshold", "label_comparison")
 _DATA = ("source", "storms", "seed", "balance", "cache", *_LABEL)
-_TRAINER = ("kind", "evaluate_every_epoch", "jit_compile", "augment_workers", "time_scale", "fail_probability",
-            "profile", "train_samples")  # fmt: skip
+_TRAINER = (
+    "kind",
+    "evaluate_every_epoch",
+    "jit_compile",
+    "augment_workers",
+    "time_scale",
+    "fail_probability",
+    "profile",
+    "train_samples",
+)
 _SIMULATE_ONLY = ("time_scale", "fail_probability", "profile", "train_samples")
 _RANGE = ("low", "high", "log", "step")
 
@@ -342,8 +351,11 @@ def _parse_data(where: str, raw: Any) -> DataSpec:
         raise _fail(where, "data.storms", f"{spec.storms} is too few: give at least 10 (3000 for a quick study)")
     if spec.balance not in BALANCES:
         raise _fail(where, "data.balance", f"{spec.balance!r} is not valid: use one of {', '.join(BALANCES)}")
-    for key, valid in (("label_statistic", LABEL_STATISTICS), ("label_region", LABEL_REGIONS),
-                       ("label_comparison", LABEL_COMPARISONS)):  # fmt: skip
+    for key, valid in (
+        ("label_statistic", LABEL_STATISTICS),
+        ("label_region", LABEL_REGIONS),
+        ("label_comparison", LABEL_COMPARISONS),
+    ):
         if getattr(spec, key) not in valid:
             raise _fail(where, f"data.{key}", f"{getattr(spec, key)!r} is not valid: use one of {', '.join(valid)}")
     if not math.isfinite(spec.label_threshold):
@@ -425,8 +437,12 @@ def _parse_parts(where: str, raw: list, sampler: str, constants: dict[str, Any])
     for i, part in enumerate(parts[1:], start=1):
         if set(part) != names:
             odd = sorted(set(part) ^ names)[0]
-            raise _fail(where, f"search[{i}].{odd}", "every [[search]] table must list the same parameters "
-                        f"({', '.join(sorted(names))}): give one value where a part fixes it")  # fmt: skip
+            raise _fail(
+                where,
+                f"search[{i}].{odd}",
+                "every [[search]] table must list the same parameters "
+                f"({', '.join(sorted(names))}): give one value where a part fixes it",
+            )
     hull = {name: tuple(dict.fromkeys(v for part in parts for v in part[name])) for name in sorted(names)}
     return hull, parts
 

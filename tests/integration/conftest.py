@@ -31,8 +31,10 @@ def postgres_factory():
     try:
         admin = _admin_connection()
     except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES} ({str(exc).strip().splitlines()[0]}); "
-                    "start it or set TORNADOSTUDY_TEST_POSTGRES")  # fmt: skip
+        pytest.skip(
+            f"PostgreSQL not reachable at {POSTGRES} ({str(exc).strip().splitlines()[0]}); "
+            "start it or set TORNADOSTUDY_TEST_POSTGRES"
+        )
     made = []
 
     def make() -> str:

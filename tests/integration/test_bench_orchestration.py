@@ -12,8 +12,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 def test_orchestration_benchmark_runs(postgres_url):  # the fixture proves PostgreSQL is reachable
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_orchestration.py"
     # Through the relay (a study database a network away): the same run, and the relay kept from rotting.
-    result = subprocess.run([sys.executable, str(script), "--quick", "--delay-ms", "0.2"], capture_output=True,
-                            text=True, timeout=900)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick", "--delay-ms", "0.2"], capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert "PostgreSQL through a relay (0.2 ms each way; SELECT 1: " in result.stdout, lines[:3]

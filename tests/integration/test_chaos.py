@@ -28,8 +28,13 @@ def test_chaos(mlflow_control, postgres_url, study_env):
     if cluster is None:
         pytest.skip("pg_ctlcluster not available: cannot restart PostgreSQL here")
     folder, env = study_env
-    env = {**env, "TORNADOSTUDY_STORAGE": postgres_url, "MLFLOW_TRACKING_URI": mlflow_control.url,
-           "TORNADOSTUDY_HEARTBEAT_S": "1", "TORNADOSTUDY_STALE_AFTER_S": "8"}  # fmt: skip
+    env = {
+        **env,
+        "TORNADOSTUDY_STORAGE": postgres_url,
+        "MLFLOW_TRACKING_URI": mlflow_control.url,
+        "TORNADOSTUDY_HEARTBEAT_S": "1",
+        "TORNADOSTUDY_STALE_AFTER_S": "8",
+    }
     search = f"epochs = [{EPOCHS}]\nbatch_size = [32, 64, 128, 256, 512, 1024]\ndata_multiplier = [1, 2, 4]"
     spec = load_spec(write_sim_spec(folder, search=search, time_scale=0.3, max_attempts=5))
     create_study(spec, resolve_storage_url(postgres_url), mlflow_control.url)

@@ -32,8 +32,13 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1600,1000"):  # fmt: skip
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1600,1000",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
@@ -41,8 +46,9 @@ def browser():
 
 
 def _run_study(folder: Path, env: dict) -> None:
-    spec = write_sim_spec(folder, search="batch_size = [128, 256]\nnum_gpus = [1, 2]\nepochs = [2, 3]\n"
-                                         'augmentation = ["pre", "live"]')  # fmt: skip
+    spec = write_sim_spec(
+        folder, search='batch_size = [128, 256]\nnum_gpus = [1, 2]\nepochs = [2, 3]\naugmentation = ["pre", "live"]'
+    )
     created = run_cli("create", str(spec), env=env)
     assert created.returncode == 0, created.stderr
     procs = start_workers("sim", 1, env, gpus=1) + start_workers("sim", 1, env, gpus=2)
@@ -78,8 +84,9 @@ def test_runs_are_grouped_by_a_param_in_the_mlflow_ui(browser, mlflow_server, st
     assert len(tracker.list_artifacts(handle.parent_run_id, "report/figures")) >= 4
 
     # The UI re-renders as data arrives: an element found a moment ago may be gone; look again.
-    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,
-                                                              ElementClickInterceptedException))  # fmt: skip
+    wait = WebDriverWait(
+        browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException, ElementClickInterceptedException)
+    )
 
     def click(find) -> None:
         """Click what ``find(driver)`` returns, once it exists and takes the click."""
@@ -108,8 +115,12 @@ def test_runs_are_grouped_by_a_param_in_the_mlflow_ui(browser, mlflow_server, st
 
     click(lambda d: first([b for b in d.find_elements(By.TAG_NAME, "button") if b.text == "Group by"]))
     # The menu lists tags first, then params: take the param.
-    click(lambda d: ([i for i in d.find_elements(By.CSS_SELECTOR, "[role='menuitemcheckbox']")
-                      if i.text == "batch_size"] or [None])[-1])  # fmt: skip
+    click(
+        lambda d: (
+            [i for i in d.find_elements(By.CSS_SELECTOR, "[role='menuitemcheckbox']") if i.text == "batch_size"]
+            or [None]
+        )[-1]
+    )
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
 
     def groups(d) -> dict[str, str]:

@@ -64,13 +64,17 @@ def test_postgresql_restart_mid_study_loses_no_trial(postgres_url, study_env):
     folder, env = study_env
     env = {**env, "TORNADOSTUDY_STORAGE": postgres_url}
     # ~20 s of trials per worker: the restart, 10 s in, comes while every worker is in the middle of its cells.
-    spec = load_spec(write_sim_spec(folder, search="epochs = [100]\nbatch_size = [32, 64, 128, 256, 512, 1024]",
-                                    time_scale=0.6))  # fmt: skip
+    spec = load_spec(
+        write_sim_spec(folder, search="epochs = [100]\nbatch_size = [32, 64, 128, 256, 512, 1024]", time_scale=0.6)
+    )
     create_study(spec, resolve_storage_url(postgres_url), env["MLFLOW_TRACKING_URI"])
     workers = start_workers(spec.name, 3, env)
     time.sleep(10)
-    restart = threading.Thread(target=lambda: subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True, timeout=120))  # fmt: skip
+    restart = threading.Thread(
+        target=lambda: subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True, timeout=120
+        )
+    )
     restart.start()
     restart.join()
     results = wait_all(workers)
@@ -143,8 +147,12 @@ def test_lost_or_late_run_creation_answers_make_no_duplicate_run(mlflow_server, 
     proxy = _RunCreateSabotage(mlflow_server, hold_s=8.0)
     # The worker gives up on an answer after 3 s and tries again 2 s later: the held create reaches the
     # server after that retry looked for it, so only the clean-up at the trial's end can catch it.
-    env = {**env, "TORNADOSTUDY_STORAGE": postgres_url, "MLFLOW_TRACKING_URI": proxy.url,
-           "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"}  # fmt: skip
+    env = {
+        **env,
+        "TORNADOSTUDY_STORAGE": postgres_url,
+        "MLFLOW_TRACKING_URI": proxy.url,
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "3",
+    }
     spec = load_spec(write_sim_spec(folder, search="epochs = [100]\nbatch_size = [64, 128, 256]", time_scale=1.0))
     create_study(spec, resolve_storage_url(postgres_url), mlflow_server)
     try:
@@ -162,8 +170,9 @@ def test_lost_or_late_run_creation_answers_make_no_duplicate_run(mlflow_server, 
     assert study_status(handle)["complete"] == 3
     tracker = Tracker(mlflow_server)
     runs = tracker.trial_runs(handle.experiment_id)
-    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}, [(r.info.run_name, r.info.status)
-                                                                                for r in runs]  # fmt: skip
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}, [
+        (r.info.run_name, r.info.status) for r in runs
+    ]
     recorded = {t.user_attrs["mlflow_run_id"] for t in handle.study.get_trials(deepcopy=False)}
     assert recorded == {r.info.run_id for r in runs}
     _curves_are_whole(tracker, runs, 100)

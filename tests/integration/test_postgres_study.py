@@ -127,8 +127,10 @@ def test_trial_records_match_optuna_and_concurrent_creators_get_distinct_numbers
     for t in threads:
         t.join()
     assert sorted(n for _, n in made) == list(range(40)), "numbers are distinct and dense, as Optuna's"
-    stored = {book.storage.get_trial_id_from_study_id_trial_number(book.study_id, t.number): t.number
-              for t in book.storage.get_all_trials(book.study_id, deepcopy=False)}  # fmt: skip
+    stored = {
+        book.storage.get_trial_id_from_study_id_trial_number(book.study_id, t.number): t.number
+        for t in book.storage.get_all_trials(book.study_id, deepcopy=False)
+    }
     assert stored == dict(made)
 
 
@@ -262,18 +264,26 @@ def test_a_reaper_closes_a_trial_whose_worker_never_recorded_it_on_its_cell(post
     create_study(spec, resolve_storage_url(postgres_url), mlflow_server)
     handle = StudyHandle.open(spec.name, resolve_storage_url(postgres_url))
     template = optuna.trial.create_trial(
-        state=optuna.trial.TrialState.RUNNING, params={"batch_size": 128, "epochs": 1},
+        state=optuna.trial.TrialState.RUNNING,
+        params={"batch_size": 128, "epochs": 1},
         distributions={k: optuna.distributions.CategoricalDistribution(v) for k, v in spec.grid.items()},
         user_attrs={"worker": "lost", "cell": 0},
-    )  # fmt: skip
+    )
     orphan = handle.storage.get_trial_number_from_id(handle.storage.create_new_trial(handle.study_id, template))
     [(code, _, stderr)] = wait_all(start_workers(spec.name, 1, env))
     assert code == 0, stderr[-2000:]
     assert study_status(handle)["complete"] == 4
     lost, *trials = handle.study.get_trials(deepcopy=False)
     assert (lost.number, lost.state.name, lost.user_attrs["fail_reason"]) == (
-        orphan, "FAIL", "worker lost before its trial was recorded")  # fmt: skip
+        orphan,
+        "FAIL",
+        "worker lost before its trial was recorded",
+    )
     assert lost.datetime_complete is not None
-    assert sorted((t.params["batch_size"], t.params["epochs"]) for t in trials) == [(128, 1), (128, 2), (256, 1),
-                                                                                 (256, 2)]  # fmt: skip
+    assert sorted((t.params["batch_size"], t.params["epochs"]) for t in trials) == [
+        (128, 1),
+        (128, 2),
+        (256, 1),
+        (256, 2),
+    ]
     assert all(t.state.name == "COMPLETE" for t in trials)

@@ -25,9 +25,12 @@ def test_password_stays_secret_everywhere(postgres_factory, study_env):
     storage, tracking = _with_password(postgres_factory()), _with_password(postgres_factory())
     env = {**env, "TORNADOSTUDY_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking}
     spec = write_sim_spec(folder, search="num_gpus = [1]\nbatch_size = [128, 256]")
-    outputs = [run_cli("create", str(spec), env=env), run_cli("status", "sim", "--json", env=env),
-               run_cli("submit", "sim", "--array", "2", "--gpus", "1", "--dry-run", env=env),
-               run_cli("-v", "status", "sim", env=env)]  # fmt: skip
+    outputs = [
+        run_cli("create", str(spec), env=env),
+        run_cli("status", "sim", "--json", env=env),
+        run_cli("submit", "sim", "--array", "2", "--gpus", "1", "--dry-run", env=env),
+        run_cli("-v", "status", "sim", env=env),
+    ]
     assert all(r.returncode == 0 for r in outputs), [r.stderr for r in outputs]
     assert "postgresql+psycopg2://postgres:***@" in outputs[0].stdout
     ((code, out, err),) = wait_all(start_workers("sim", 1, {**env, "CUDA_VISIBLE_DEVICES": "0"}, "-v"))

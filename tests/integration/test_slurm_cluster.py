@@ -18,8 +18,11 @@ pytestmark = [pytest.mark.slurm, pytest.mark.postgres, pytest.mark.slow]
 def _wait_for_jobs(job_ids, timeout=420):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        out = subprocess.run(["squeue", "--noheader", "--array", "--format=%i", f"--jobs={','.join(job_ids)}"],
-                             capture_output=True, text=True).stdout  # fmt: skip
+        out = subprocess.run(
+            ["squeue", "--noheader", "--array", "--format=%i", f"--jobs={','.join(job_ids)}"],
+            capture_output=True,
+            text=True,
+        ).stdout
         if not out.strip():
             return
         time.sleep(2)
@@ -31,16 +34,31 @@ def test_submitted_arrays_run_every_cell_once_on_tasks_holding_their_gpus(
     slurm_cluster, postgres_url, mlflow_server, study_env
 ):
     folder, env = study_env
-    spec = write_sim_spec(folder, search="num_gpus = [1, 2]\nbatch_size = [64, 128, 256, 512]\nepochs = [1, 2]",
-                          time_scale=0.02)  # fmt: skip
+    spec = write_sim_spec(
+        folder, search="num_gpus = [1, 2]\nbatch_size = [64, 128, 256, 512]\nepochs = [1, 2]", time_scale=0.02
+    )
     created = run_cli("create", str(spec), "--storage", postgres_url, "--tracking-uri", mlflow_server, env=env)
     assert created.returncode == 0, created.stderr
 
     dry = run_cli("submit", "sim", "--storage", postgres_url, "--gpus", "1,2", "--array", "6", "--dry-run", env=env)
     assert dry.returncode == 0 and dry.stdout.count("#!/bin/bash") == 2 and "--gres=gpu:2" in dry.stdout
 
-    submitted = run_cli("submit", "sim", "--storage", postgres_url, "--gpus", "1,2", "--array", "6",
-                        "--cpus-per-task", "1", "--log-dir", str(folder / "logs"), env=env, cwd=folder)  # fmt: skip
+    submitted = run_cli(
+        "submit",
+        "sim",
+        "--storage",
+        postgres_url,
+        "--gpus",
+        "1,2",
+        "--array",
+        "6",
+        "--cpus-per-task",
+        "1",
+        "--log-dir",
+        str(folder / "logs"),
+        env=env,
+        cwd=folder,
+    )
     assert submitted.returncode == 0, submitted.stderr
     job_ids = re.findall(r"submitted job (\d+)", submitted.stdout)
     assert len(job_ids) == 2

@@ -34,8 +34,20 @@ batch_size = [32]
 
 
 def _submit(env, folder) -> str:
-    result = run_cli("submit", "preempt", "--gpus", "0", "--array", "1", "--cpus-per-task", "2",
-                     "--log-dir", str(folder / "logs"), env=env, cwd=folder)  # fmt: skip
+    result = run_cli(
+        "submit",
+        "preempt",
+        "--gpus",
+        "0",
+        "--array",
+        "1",
+        "--cpus-per-task",
+        "2",
+        "--log-dir",
+        str(folder / "logs"),
+        env=env,
+        cwd=folder,
+    )
     assert result.returncode == 0, result.stderr
     return re.findall(r"submitted job (\d+)", result.stdout)[0]
 

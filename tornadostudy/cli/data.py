@@ -81,10 +81,12 @@ def add_data_commands(sub: argparse._SubParsersAction, common: argparse.Argument
     prep.add_argument("--multipliers", type=int_list(1), default=(1, 2, 4), help="data multipliers k (default 1,2,4)")
     prep.add_argument("--seed", type=int, default=0)
     prep.add_argument(
-        "--balance", choices=("none", "oversample", "paper"), default="none",
+        "--balance",
+        choices=("none", "oversample", "paper"),
+        default="none",
         help="none: the storms as they are; oversample: tornadic storms copied to about half of the set; "
         "paper: each tornadic storm 18 more times, as the paper did (138,963 samples from the NCAR data)",
-    )  # fmt: skip
+    )
     prep.add_argument("--split-date", type=date, default=dt.date(2015, 1, 1), help="first test run date")
     prep.add_argument(
         "--label-variable",
@@ -109,8 +111,12 @@ def add_data_commands(sub: argparse._SubParsersAction, common: argparse.Argument
         default=0.005,
         help="a storm is tornadic when the statistic passes this (default 0.005)",
     )
-    prep.add_argument("--label-comparison", choices=(">", ">="), default=">",
-                      help="how the statistic is compared with the threshold (default >)")  # fmt: skip
+    prep.add_argument(
+        "--label-comparison",
+        choices=(">", ">="),
+        default=">",
+        help="how the statistic is compared with the threshold (default >)",
+    )
     prep.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     prep.set_defaults(handler=_cmd_data_prepare)
 

@@ -68,8 +68,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     opts = LocalRunOptions(str(args.spec), _storage(args), resolve_tracking_uri(args.tracking_uri), args.workers)
     status = run_local(opts)
     if status["complete"] < status["total_cells"]:
-        print(f"{PROG}: {status['total_cells'] - status['complete']} cells not complete "
-              f"({status['failed']} failed); see 'tornadostudy status {status['study']}'", file=sys.stderr)  # fmt: skip
+        print(
+            f"{PROG}: {status['total_cells'] - status['complete']} cells not complete "
+            f"({status['failed']} failed); see 'tornadostudy status {status['study']}'",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -97,10 +100,17 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     from tornadostudy.study.handle import StudyHandle
 
     opts = SubmitOptions(
-        gpus=args.gpus, array=args.array, partition=args.partition, time=args.time, account=args.account,
-        extra=tuple(shlex.split(args.extra or "")), log_dir=args.log_dir, tracking_uri=args.tracking_uri,
-        cpus_per_task=args.cpus_per_task, workers_per_task=args.workers_per_task,
-    )  # fmt: skip
+        gpus=args.gpus,
+        array=args.array,
+        partition=args.partition,
+        time=args.time,
+        account=args.account,
+        extra=tuple(shlex.split(args.extra or "")),
+        log_dir=args.log_dir,
+        tracking_uri=args.tracking_uri,
+        cpus_per_task=args.cpus_per_task,
+        workers_per_task=args.workers_per_task,
+    )
     handle = StudyHandle.open(args.study, _storage(args))
     if args.dry_run:
         for job in plan_jobs(handle, opts):
@@ -147,16 +157,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
         try:
             tracker = Tracker(resolve_tracking_uri(args.tracking_uri, handle.stored_tracking_uri))
         except TrackingError as exc:  # the tables do not need MLflow: report without curves and copy
-            print(f"warning: {exc}; the report is written without per-epoch curves and not logged to MLflow",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"warning: {exc}; the report is written without per-epoch curves and not logged to MLflow",
+                file=sys.stderr,
+            )
     trials = completed_trials(handle)
     if tracker is not None:
         try:
             fill_run_ids(handle, trials, tracker)
         except TrackingError as exc:  # only some curves are missing: still the report
             print(f"warning: {exc}; trials whose run id is not recorded get no curves", file=sys.stderr)
-    report = build_report(args.study, trials, report_params(handle), opts,
-                          read_curve=tracker.curve if tracker else None)  # fmt: skip
+    report = build_report(
+        args.study, trials, report_params(handle), opts, read_curve=tracker.curve if tracker else None
+    )
     if opts.out is None:
         print(report.text, end="")
         return 0
@@ -186,8 +199,10 @@ def _cmd_tracking_sync(args: argparse.Namespace) -> int:
         left = tracker.close(wait_s=60)  # removes the spool folder once it is empty
         delivered += len(runs) - len(left)
         waiting += len(left)
-    print(f"tracking sync: {delivered} run(s) delivered, {waiting} still waiting, "
-          f"{live} live worker(s) delivering their own (spool {root})")  # fmt: skip
+    print(
+        f"tracking sync: {delivered} run(s) delivered, {waiting} still waiting, "
+        f"{live} live worker(s) delivering their own (spool {root})"
+    )
     return 0 if waiting == 0 else 1
 
 
@@ -235,9 +250,12 @@ def add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argumen
     submit.add_argument("--partition")
     submit.add_argument("--time", help="time limit per task, e.g. 2:00:00")
     submit.add_argument("--account")
-    submit.add_argument("--cpus-per-task", type=positive_int,
-                        help="CPUs per array task (default: 4 for a GPU task; a whole node, --exclusive, for a CPU "
-                        "task, as the paper's CPU runs)")  # fmt: skip
+    submit.add_argument(
+        "--cpus-per-task",
+        type=positive_int,
+        help="CPUs per array task (default: 4 for a GPU task; a whole node, --exclusive, for a CPU "
+        "task, as the paper's CPU runs)",
+    )
     submit.add_argument(
         "--workers-per-task",
         type=positive_int,
@@ -266,20 +284,31 @@ def add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argumen
     plan_help = "estimated node-hours per GPU count and makespan of a spec, before submitting"
     plan = sub.add_parser("plan", parents=[common], help=plan_help)
     plan.add_argument("spec", help="study spec file (studies/*.toml)")
-    plan.add_argument("--array", type=positive_int, default=1,
-                      help="array tasks per GPU count, as for submit (default 1)")  # fmt: skip
-    plan.add_argument("--train-samples", type=positive_int,
-                      help="size of the 1x training set (default: trainer.train_samples, else the NCAR data's for "
-                      "the spec's balance; the paper's: 138963)")  # fmt: skip
+    plan.add_argument(
+        "--array", type=positive_int, default=1, help="array tasks per GPU count, as for submit (default 1)"
+    )
+    plan.add_argument(
+        "--train-samples",
+        type=positive_int,
+        help="size of the 1x training set (default: trainer.train_samples, else the NCAR data's for "
+        "the spec's balance; the paper's: 138963)",
+    )
     plan.set_defaults(handler=_cmd_plan)
 
     report = sub.add_parser("report", parents=[common], help="the paper's tables (or any pivot) from a study")
     report.add_argument("study", help="study name")
     report.add_argument("--storage", help=storage_help)
-    report.add_argument("--out", help="folder for report.<format> and figures/*.png, also logged to the study's "
-                        "MLflow run (default: print the tables)")  # fmt: skip
-    report.add_argument("--format", choices=("md", "csv", "latex", "html"), default="md",
-                        help="html: one self-contained page with the figures embedded")  # fmt: skip
+    report.add_argument(
+        "--out",
+        help="folder for report.<format> and figures/*.png, also logged to the study's "
+        "MLflow run (default: print the tables)",
+    )
+    report.add_argument(
+        "--format",
+        choices=("md", "csv", "latex", "html"),
+        default="md",
+        help="html: one self-contained page with the figures embedded",
+    )
     report.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the study was created with)")
     report.add_argument(
         "--metrics",
@@ -287,14 +316,20 @@ def add_study_commands(sub: argparse._SubParsersAction, common: argparse.Argumen
         help="show every paper layout for these metrics, e.g. "
         "test_auc,test_csi,time_to_target_s (default: wall time and test accuracy as in the paper)",
     )
-    report.add_argument("--skill", help="skill metric for the target and the Pareto front (default: the study's "
-                        "first test_ objective, else test_accuracy)")  # fmt: skip
+    report.add_argument(
+        "--skill",
+        help="skill metric for the target and the Pareto front (default: the study's "
+        "first test_ objective, else test_accuracy)",
+    )
     report.add_argument("--target", type=float, help="target skill value (default: within 1%% of the best trial)")
     report.add_argument("--no-plots", action="store_true", help="tables only (no figures, no MLflow reads)")
     report.add_argument("--no-log", action="store_true", help="do not log the report to the study's MLflow run")
-    report.add_argument("--paper", action="store_true",
-                        help="set the paper's value beside each cell of the paper's table layouts, with ours ÷ paper, "
-                        "and list what differs in set-up")  # fmt: skip
+    report.add_argument(
+        "--paper",
+        action="store_true",
+        help="set the paper's value beside each cell of the paper's table layouts, with ours ÷ paper, "
+        "and list what differs in set-up",
+    )
     report.add_argument("--rows", help="pivot: row parameter, e.g. batch_size")
     report.add_argument("--cols", help="pivot: column parameter, e.g. data_multiplier")
     report.add_argument("--value", help="pivot: metric, e.g. wall_time_s or test_auc")

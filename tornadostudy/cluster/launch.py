@@ -42,9 +42,12 @@ def run_local(opts: LocalRunOptions, out=sys.stdout) -> dict:
 
     spec = load_spec(opts.spec_path)
     created = create_study(spec, opts.storage_url, opts.tracking_uri, exists_ok=True)
-    print(f"study {created.name}: {created.n_cells} cells ({'created' if created.created else 'resumed'}) "
-          f"in {mask_url(opts.storage_url)}; MLflow {mask_url(opts.tracking_uri)}; data {created.data_folder}",
-          file=out, flush=True)  # fmt: skip
+    print(
+        f"study {created.name}: {created.n_cells} cells ({'created' if created.created else 'resumed'}) "
+        f"in {mask_url(opts.storage_url)}; MLflow {mask_url(opts.tracking_uri)}; data {created.data_folder}",
+        file=out,
+        flush=True,
+    )
 
     env = {
         **os.environ,
@@ -67,8 +70,10 @@ def run_local(opts: LocalRunOptions, out=sys.stdout) -> dict:
             if not opts.quiet:
                 status = study_status(handle)
                 eta = "-" if status["eta_s"] is None else f"{status['eta_s']:.0f}s"
-                line = (f"{progress_bar(status['complete'], status['total_cells'])} running {status['running']} "
-                        f"failed {status['failed']} eta {eta}")  # fmt: skip
+                line = (
+                    f"{progress_bar(status['complete'], status['total_cells'])} running {status['running']} "
+                    f"failed {status['failed']} eta {eta}"
+                )
                 if tty:
                     print("\r" + line, end="", file=out, flush=True)
                 elif line != last_line:

@@ -92,8 +92,9 @@ def render_sbatch(job: SbatchJob) -> str:
         env.append(f"export MLFLOW_TRACKING_URI={q(strip_password(job.tracking_uri))}")
     if job.db_pool is not None:
         env.append(f"export TORNADOSTUDY_DB_POOL={int(job.db_pool)}")
-    command = " ".join(q(part) for part in [job.python, "-m", "tornadostudy", "worker", job.study, "--gpus",
-                                            str(job.gpus)])  # fmt: skip
+    command = " ".join(
+        q(part) for part in [job.python, "-m", "tornadostudy", "worker", job.study, "--gpus", str(job.gpus)]
+    )
     head = [
         "#!/bin/bash",
         f"# tornadostudy worker array for study {json.dumps(job.study)}, {job.gpus} GPU(s) per task",
@@ -102,8 +103,10 @@ def render_sbatch(job: SbatchJob) -> str:
         *env,
     ]
     if job.workers_per_task == 1:
-        body = ["# exec: SLURM's signals (USR1 before the time limit, TERM on scancel) reach the worker itself.",
-                f"exec {command}"]  # fmt: skip
+        body = [
+            "# exec: SLURM's signals (USR1 before the time limit, TERM on scancel) reach the worker itself.",
+            f"exec {command}",
+        ]
     else:
         body = _shared_gpu_body(command, job.workers_per_task)
     return "\n".join([*head, *body, ""])

@@ -93,11 +93,21 @@ def plan_jobs(handle: StudyHandle, opts: SubmitOptions) -> list[SubmittedJob]:
         whole_node = opts.cpus_per_task is None and gpus == 0
         cpus = opts.cpus_per_task or (None if whole_node else GPU_TASK_CPUS)
         job = SbatchJob(
-            study=handle.name, gpus=gpus, array=opts.array, python=sys.executable, log_dir=log_dir,
-            storage_url=handle.url, tracking_uri=tracking,
-            partition=opts.partition, time=opts.time, account=opts.account, cpus_per_task=cpus,
-            extra=opts.extra, workers_per_task=opts.workers_per_task, db_pool=pool,
-        )  # fmt: skip
+            study=handle.name,
+            gpus=gpus,
+            array=opts.array,
+            python=sys.executable,
+            log_dir=log_dir,
+            storage_url=handle.url,
+            tracking_uri=tracking,
+            partition=opts.partition,
+            time=opts.time,
+            account=opts.account,
+            cpus_per_task=cpus,
+            extra=opts.extra,
+            workers_per_task=opts.workers_per_task,
+            db_pool=pool,
+        )
         jobs.append(SubmittedJob(gpus, render_sbatch(job)))
     return jobs
 
@@ -130,8 +140,16 @@ def job_status(handle: StudyHandle, slurm: Slurm | None = None) -> list[dict]:
         for task, s in states.items():
             if task.startswith(f"{job['job_id']}_[") and s == "PENDING":
                 pending += _range_size(task.split("_", 1)[1]) - 1
-        out.append({"job_id": job["job_id"], "gpus": job["gpus"], "tasks": job["tasks"], "pending": pending,
-                    "running": running, "done": max(job["tasks"] - pending - running, 0)})  # fmt: skip
+        out.append(
+            {
+                "job_id": job["job_id"],
+                "gpus": job["gpus"],
+                "tasks": job["tasks"],
+                "pending": pending,
+                "running": running,
+                "done": max(job["tasks"] - pending - running, 0),
+            }
+        )
     return out
 
 

@@ -34,8 +34,17 @@ def _prepare_into(source: Path, out: Path, multipliers: tuple[int, ...], data_sp
 
     log.info("preparing %s → %s (multipliers %s)", source, out, multipliers)
     rule = LabelRule(**data_spec.label_fields())
-    prepare(PrepareOptions(source=source, out=out, multipliers=multipliers, seed=data_spec.seed,
-                           balance=data_spec.balance, label_rule=rule, overwrite=True))  # fmt: skip
+    prepare(
+        PrepareOptions(
+            source=source,
+            out=out,
+            multipliers=multipliers,
+            seed=data_spec.seed,
+            balance=data_spec.balance,
+            label_rule=rule,
+            overwrite=True,
+        )
+    )
 
 
 def _variant(data_spec, needed: tuple[int, ...]) -> str:

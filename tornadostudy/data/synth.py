@@ -157,15 +157,26 @@ def generate_patches(n: int, rng: np.random.Generator, first_track_id: int = 0) 
     order = np.argsort(forecast_hour, kind="stable")  # patches in a file are in time order
     track_steps = rng.integers(1, 6, n)
     data = {
-        "lon": lon, "lat": lat, "i": i_idx, "j": j_idx,
-        "x": i_idx * GRID_SPACING_M, "y": j_idx * GRID_SPACING_M, "masks": masks,
-        "REFL_COM_curr": refl, "U10_curr": u10, "V10_curr": v10, "T2_curr": t2,
-        "RVORT1_MAX_future": rvort, "HAIL_MAXK1_future": hail,
+        "lon": lon,
+        "lat": lat,
+        "i": i_idx,
+        "j": j_idx,
+        "x": i_idx * GRID_SPACING_M,
+        "y": j_idx * GRID_SPACING_M,
+        "masks": masks,
+        "REFL_COM_curr": refl,
+        "U10_curr": u10,
+        "V10_curr": v10,
+        "T2_curr": t2,
+        "RVORT1_MAX_future": rvort,
+        "HAIL_MAXK1_future": hail,
         "time": forecast_hour,
-        "centroid_lon": centroid_lon, "centroid_lat": centroid_lat,
-        "centroid_i": centroid_i, "centroid_j": centroid_j,
+        "centroid_lon": centroid_lon,
+        "centroid_lat": centroid_lat,
+        "centroid_i": centroid_i,
+        "centroid_j": centroid_j,
         "track_step": track_steps,
-    }  # fmt: skip
+    }
     out = {}
     for name, values in data.items():
         dtype = np.int32 if name in _INT_VARIABLES else (np.float64 if name == "time" else np.float32)

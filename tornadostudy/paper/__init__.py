@@ -51,12 +51,18 @@ def paper_rows() -> tuple[PaperRow, ...]:
             metric, value = r["metric"], float(r["value"])
             if metric == "test_accuracy_pct":
                 metric, value = "test_accuracy", value / 100
-            rows.append(PaperRow(
-                table=table,
-                augmentation="live_cpu" if r["augmentation"] == "live" else r["augmentation"],
-                epochs=int(r["epochs"]), batch_size=int(r["batch_size"]), data_multiplier=int(r["data_multiplier"]),
-                num_gpus=1 if table in (3, 5) else int(r["num_gpus"]), metric=metric, value=value,
-            ))  # fmt: skip
+            rows.append(
+                PaperRow(
+                    table=table,
+                    augmentation="live_cpu" if r["augmentation"] == "live" else r["augmentation"],
+                    epochs=int(r["epochs"]),
+                    batch_size=int(r["batch_size"]),
+                    data_multiplier=int(r["data_multiplier"]),
+                    num_gpus=1 if table in (3, 5) else int(r["num_gpus"]),
+                    metric=metric,
+                    value=value,
+                )
+            )
     return tuple(rows)
 
 
@@ -71,8 +77,14 @@ def _index() -> dict[tuple, dict[int, float]]:
 
 def paper_value(metric: str, params: dict, tables: tuple[int, ...] | None = None) -> tuple[int, float] | None:
     """The paper's (table, value) for a cell's parameters, from ``tables`` (first match) or any table."""
-    key = (metric, params.get("augmentation"), params.get("epochs"), params.get("batch_size"),
-           params.get("data_multiplier"), params.get("num_gpus"))  # fmt: skip
+    key = (
+        metric,
+        params.get("augmentation"),
+        params.get("epochs"),
+        params.get("batch_size"),
+        params.get("data_multiplier"),
+        params.get("num_gpus"),
+    )
     found = _index().get(key)
     if not found:
         return None

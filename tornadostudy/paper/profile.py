@@ -58,8 +58,15 @@ def _group_seconds(gpus: int, augmentation: str, features: list[float]) -> float
     return float(np.dot(fitted_groups()[(gpus, augmentation)], features))
 
 
-def paper_seconds(*, epochs: int, batch_size: int, data_multiplier: int, num_gpus: int, augmentation: str,
-                  n_train: int = PAPER_TRAIN_SAMPLES) -> float:  # fmt: skip
+def paper_seconds(
+    *,
+    epochs: int,
+    batch_size: int,
+    data_multiplier: int,
+    num_gpus: int,
+    augmentation: str,
+    n_train: int = PAPER_TRAIN_SAMPLES,
+) -> float:
     """Modelled wall time (s) of one trial on the paper's hardware, for a 1x training set of ``n_train``."""
     gpus = min(num_gpus, 4)
     features = _features(epochs, batch_size, data_multiplier, n_train)

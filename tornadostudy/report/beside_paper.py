@@ -66,8 +66,9 @@ def setup_notes(records: list[dict[str, Any]]) -> list[str]:
         return ", ".join(values) if values else "not recorded"
 
     samples = sorted({int(r["train_samples"]) for r in records if r.get("train_samples")})
-    per_k = sorted({int(r["train_samples"]) // int(r.get("data_multiplier", 1)) for r in records
-                    if r.get("train_samples")})  # fmt: skip
+    per_k = sorted(
+        {int(r["train_samples"]) // int(r.get("data_multiplier", 1)) for r in records if r.get("train_samples")}
+    )
     size = ", ".join(f"{n:,}" for n in per_k) if per_k else "not recorded"
     same = per_k == [PAPER_TRAIN_SAMPLES]
     return [
@@ -75,7 +76,12 @@ def setup_notes(records: list[dict[str, Any]]) -> list[str]:
         "Keras's ImageDataGenerator on the CPU: it is set beside our live_cpu cells only.",
         f"Paper set-up: {PAPER_SETUP['cpu']}; {PAPER_SETUP['gpu']}; {PAPER_SETUP['software']}; {PAPER_SETUP['data']}.",
         f"This study: hardware {seen('hardware')}; {seen('versions')}; 1× training set {size} samples "
-        f"per pass" + (" (the paper's)" if same else f" (the paper: {PAPER_TRAIN_SAMPLES:,}: times differ by that "
-                       "much before any hardware difference)") + (f"; samples per epoch {samples[0]:,}–{samples[-1]:,}"
-                                                                  if samples else "") + ".",
-    ]  # fmt: skip
+        f"per pass"
+        + (
+            " (the paper's)"
+            if same
+            else f" (the paper: {PAPER_TRAIN_SAMPLES:,}: times differ by that much before any hardware difference)"
+        )
+        + (f"; samples per epoch {samples[0]:,}–{samples[-1]:,}" if samples else "")
+        + ".",
+    ]

@@ -68,19 +68,28 @@ class Report:
 def _skill_notes(best, params, skill: str, target: float, given: bool) -> list[str]:
     sign = "≤" if skill in LOWER_IS_BETTER else "≥"
     how = "given" if given else "within 1 % of the best trial"
-    notes = [f"Target skill: {skill} {sign} {target:.4g} ({how}); {TIME_TO_TARGET} is a trial's wall time "
-             "if it reached the target, else 'not reached'."]  # fmt: skip
+    notes = [
+        f"Target skill: {skill} {sign} {target:.4g} ({how}); {TIME_TO_TARGET} is a trial's wall time "
+        "if it reached the target, else 'not reached'."
+    ]
     if best is None:
         notes.append(f"No configuration reached {skill} {sign} {target:.4g} on the mean of its repeats.")
     else:
         config = ", ".join(f"{p}={best[p]}" for p in params if p in best)
-        notes.append(f"Fastest configuration reaching the target: {config} — {best['wall_time_s']:.4g} s, "
-                     f"{skill} {best[skill]:.4g} (mean of {int(best['repeats'])} repeat(s)).")  # fmt: skip
+        notes.append(
+            f"Fastest configuration reaching the target: {config} — {best['wall_time_s']:.4g} s, "
+            f"{skill} {best[skill]:.4g} (mean of {int(best['repeats'])} repeat(s))."
+        )
     return notes
 
 
-def build_report(study: str, records: list[dict[str, Any]], params: list[str], opts: ReportOptions,
-                 read_curve: Callable[[str, str], list[tuple[int, float]]] | None = None) -> Report:  # fmt: skip
+def build_report(
+    study: str,
+    records: list[dict[str, Any]],
+    params: list[str],
+    opts: ReportOptions,
+    read_curve: Callable[[str, str], list[tuple[int, float]]] | None = None,
+) -> Report:
     """Tables (and, with a folder or HTML, figures) for ``records``: one dict per completed trial."""
     if opts.fmt not in FORMATS:
         raise UserInputError(f"--format {opts.fmt!r} is not valid: use one of {', '.join(FORMATS)}")
@@ -113,12 +122,25 @@ def build_report(study: str, records: list[dict[str, Any]], params: list[str], o
     with tempfile.TemporaryDirectory(prefix="tornadostudy-report-") as scratch:
         if opts.draws_figures and records:
             folder = (opts.out / "figures") if opts.out else Path(scratch)
-            report.figures = make_figures(records, params, folder, skill=opts.skill, target=target,
-                                          read_curve=read_curve, fastest=fastest, paper=opts.paper)  # fmt: skip
+            report.figures = make_figures(
+                records,
+                params,
+                folder,
+                skill=opts.skill,
+                target=target,
+                read_curve=read_curve,
+                fastest=fastest,
+                paper=opts.paper,
+            )
             notes += [f"Figure not drawn — {why}." for why in report.figures.skipped]
-        empty = "(no completed trials yet)" if not records else (
-            "No paper table layout fits this study: none of batch_size, data_multiplier, epochs, num_gpus varies. "
-            "Use a pivot: --rows PARAM --cols PARAM --value METRIC.")  # fmt: skip
+        empty = (
+            "(no completed trials yet)"
+            if not records
+            else (
+                "No paper table layout fits this study: none of batch_size, data_multiplier, epochs, num_gpus varies. "
+                "Use a pivot: --rows PARAM --cols PARAM --value METRIC."
+            )
+        )
         report.text = render(blocks, opts.fmt, heading, plots=report.figures.made, notes=notes, empty=empty)
     if opts.out is not None:
         opts.out.mkdir(parents=True, exist_ok=True)

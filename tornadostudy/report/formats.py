@@ -31,8 +31,18 @@ def _csv(block: Block) -> str:
     return f"# {block.title}\n{buf.getvalue()}"
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 _LATEX_TEXT = {"±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--"}
 
 
@@ -90,24 +100,34 @@ def _html_table(block: Block) -> str:
 
 def _html(blocks: list[Block], heading: str, plots: list[tuple[str, Path]], notes: list[str], empty: str) -> str:
     esc = html.escape
-    parts = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(heading)}</title>",
-             f"<style>{_CSS}</style></head><body>", f"<h1>{esc(heading)}</h1>"]  # fmt: skip
+    parts = [
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(heading)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{esc(heading)}</h1>",
+    ]
     parts += [f"<p>{esc(n)}</p>" for n in notes]
     if plots:
         parts.append("<h2>Plots</h2>")
         for caption, path in plots:
             data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-            parts.append(f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption>{esc(caption)}</figcaption></figure>")  # fmt: skip
+            parts.append(
+                f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{esc(caption)}</figcaption></figure>"
+            )
     parts.append("<h2>Tables</h2>")
     parts += [_html_table(b) for b in blocks] or [f"<p>{esc(empty)}</p>"]
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
-def render(blocks: list[Block], fmt: str = "md", heading: str | None = None,
-           plots: list[tuple[str, Path]] | None = None, notes: list[str] | None = None,
-           empty: str = _EMPTY) -> str:  # fmt: skip
+def render(
+    blocks: list[Block],
+    fmt: str = "md",
+    heading: str | None = None,
+    plots: list[tuple[str, Path]] | None = None,
+    notes: list[str] | None = None,
+    empty: str = _EMPTY,
+) -> str:
     """The whole report as text. Only HTML embeds ``plots`` (caption, PNG path); the others list no images.
     ``empty`` is what stands where the tables would be when there are none."""
     if fmt not in FORMATS:

@@ -108,9 +108,18 @@ def _curves(df, params, group: str, metric: str, read: CurveReader | None, out: 
         return
     ax.xaxis.get_major_locator().set_params(integer=True)
     figure = {"num_gpus": "paper Figure 6", "batch_size": "paper Figure 7"}[group]
-    _finish(fig, ax, fixed, out, name, f"Training {metric} per epoch by {group}",
-            f"Training {metric} per epoch, one line per {group} ({figure})", figures,
-            xlabel="epoch", ylabel=f"training {metric}")  # fmt: skip
+    _finish(
+        fig,
+        ax,
+        fixed,
+        out,
+        name,
+        f"Training {metric} per epoch by {group}",
+        f"Training {metric} per epoch, one line per {group} ({figure})",
+        figures,
+        xlabel="epoch",
+        ylabel=f"training {metric}",
+    )
 
 
 def _per_line_figure(df, params, name: str, x: str, lines: str, figures: Figures):
@@ -139,9 +148,18 @@ def _wall_vs_batch(df, params, out: Path, figures: Figures) -> None:
         mean = rows.groupby("batch_size")["wall_time_s"].mean()
         ax.plot(mean.index, mean.values, marker="o", label=f"data_multiplier={k}")
     ax.set_xscale("log", base=2)
-    _finish(fig, ax, fixed, out, "wall_vs_batch", "Wall time vs batch size",
-            "Wall time vs batch size, one line per data multiplier", figures,
-            xlabel="batch size", ylabel="wall time (s)")  # fmt: skip
+    _finish(
+        fig,
+        ax,
+        fixed,
+        out,
+        "wall_vs_batch",
+        "Wall time vs batch size",
+        "Wall time vs batch size, one line per data multiplier",
+        figures,
+        xlabel="batch size",
+        ylabel="wall time (s)",
+    )
 
 
 def _speedup(df, params, out: Path, figures: Figures) -> None:
@@ -162,9 +180,18 @@ def _speedup(df, params, out: Path, figures: Figures) -> None:
         if base in mean.index and len(mean) > 1:  # a batch size run on one GPU count has no speed-up to draw
             ax.plot(mean.index, mean[base] / mean.values, marker="o", label=f"batch_size={bs}")
     ax.plot(gpus, [g / base for g in gpus], "k--", lw=1, label="ideal")
-    _finish(fig, ax, fixed, out, "speedup_vs_gpus", "Speed-up vs GPU count",
-            "Speed-up vs number of GPUs, one line per batch size", figures,
-            xlabel="GPUs", ylabel=f"speed-up over {base} GPU(s)")  # fmt: skip
+    _finish(
+        fig,
+        ax,
+        fixed,
+        out,
+        "speedup_vs_gpus",
+        "Speed-up vs GPU count",
+        "Speed-up vs number of GPUs, one line per batch size",
+        figures,
+        xlabel="GPUs",
+        ylabel=f"speed-up over {base} GPU(s)",
+    )
 
 
 def _accuracy_vs_epochs(df, params, out: Path, figures: Figures, paper: bool) -> None:
@@ -192,8 +219,18 @@ def _accuracy_vs_epochs(df, params, out: Path, figures: Figures, paper: bool) ->
     if part["epochs"].max() > 10 * part["epochs"].min():
         ax.set_xscale("log")
     caption = "Test accuracy vs epochs trained, one line per batch size (paper Table 8 and Figure 8)"
-    _finish(fig, ax, fixed, out, name, "Test accuracy vs epochs", caption + (", the paper's dashed" if paper else ""),
-            figures, xlabel="epochs", ylabel="test accuracy")  # fmt: skip
+    _finish(
+        fig,
+        ax,
+        fixed,
+        out,
+        name,
+        "Test accuracy vs epochs",
+        caption + (", the paper's dashed" if paper else ""),
+        figures,
+        xlabel="epochs",
+        ylabel="test accuracy",
+    )
 
 
 def _pareto(records, params, skill: str, target: float, fastest, out: Path, figures: Figures) -> None:
@@ -210,8 +247,15 @@ def _pareto(records, params, skill: str, target: float, fastest, out: Path, figu
     ax.plot([p[0] for p in front], [p[1] for p in front], "-o", c="C0", ms=4, label="Pareto front")
     ax.axhline(target, color="C2", ls=":", lw=1, label=f"target {skill} {'≥' if higher else '≤'} {target:.4g}")
     if fastest is not None:
-        ax.scatter([fastest["wall_time_s"]], [fastest[skill]], marker="*", s=200, c="C3", zorder=5,
-                   label="fastest reaching the target")  # fmt: skip
+        ax.scatter(
+            [fastest["wall_time_s"]],
+            [fastest[skill]],
+            marker="*",
+            s=200,
+            c="C3",
+            zorder=5,
+            label="fastest reaching the target",
+        )
     if cells["wall_time_s"].max() > 10 * cells["wall_time_s"].min():
         ax.set_xscale("log")
     ax.set(xlabel="wall time (s)", ylabel=skill, title=f"{skill} vs wall time")
@@ -220,9 +264,18 @@ def _pareto(records, params, skill: str, target: float, fastest, out: Path, figu
     _save(fig, out, "pareto", caption, figures)
 
 
-def make_figures(records: list[dict[str, Any]], params: list[str], out: Path, *, skill: str, target: float,
-                 curve_metric: str = "accuracy", read_curve: CurveReader | None = None,
-                 fastest: dict[str, Any] | None = None, paper: bool = False) -> Figures:  # fmt: skip
+def make_figures(
+    records: list[dict[str, Any]],
+    params: list[str],
+    out: Path,
+    *,
+    skill: str,
+    target: float,
+    curve_metric: str = "accuracy",
+    read_curve: CurveReader | None = None,
+    fastest: dict[str, Any] | None = None,
+    paper: bool = False,
+) -> Figures:
     """Write every figure the study's dimensions allow into ``out``. ``fastest``: the configuration
     :func:`fastest_reaching` found, when the caller has it already."""
     import pandas as pd

@@ -87,8 +87,15 @@ def _fmt(value: float, std: float, count: int) -> str:
     return f"{text} ± {std:.2g}" if count > 1 and std == std else text
 
 
-def pivot_blocks(records: list[dict[str, Any]], rows: str, cols: str, value: str, by: tuple[str, ...] = (),
-                 agg: str = "mean", title: str | None = None) -> list[Block]:  # fmt: skip
+def pivot_blocks(
+    records: list[dict[str, Any]],
+    rows: str,
+    cols: str,
+    value: str,
+    by: tuple[str, ...] = (),
+    agg: str = "mean",
+    title: str | None = None,
+) -> list[Block]:
     """One table of ``value`` (rows × cols) per combination of the ``by`` columns."""
     return _pivot(_frame(records), rows, cols, value, by, agg, title)
 
@@ -165,8 +172,10 @@ def paper_blocks(records: list[dict[str, Any]], metrics: tuple[str, ...] | None 
                 continue
             name = METRIC_NAMES.get(value, value)
             title = f"{name}, {layout.rows} × {layout.cols} (paper {layout.name})"
-            blocks += [replace(b, layout=layout.name)
-                       for b in _pivot(df, layout.rows, layout.cols, value, layout.by, "mean", title)]  # fmt: skip
+            blocks += [
+                replace(b, layout=layout.name)
+                for b in _pivot(df, layout.rows, layout.cols, value, layout.by, "mean", title)
+            ]
     return blocks
 
 
@@ -195,8 +204,9 @@ def augmentation_ratio_blocks(records: list[dict[str, Any]], params: list[str]) 
             continue
         text = pd.DataFrame(
             [[f"{v:.3g}×" if n else "" for v, n in zip(mean.loc[bs], count.loc[bs], strict=True)] for bs in mean.index],
-            index=mean.index, columns=[f"{m} ÷ pre" for m in modes],
-        )  # fmt: skip
+            index=mean.index,
+            columns=[f"{m} ÷ pre" for m in modes],
+        )
         numeric = mean.set_axis([f"{m} ÷ pre" for m in modes], axis=1)
         text.index.name = numeric.index.name = "batch_size"
         text.columns.name = numeric.columns.name = "augmentation"
@@ -242,8 +252,9 @@ def cell_means(records: list[dict[str, Any]], params: list[str], columns: tuple[
     return means
 
 
-def fastest_reaching(records: list[dict[str, Any]], params: list[str], skill: str,
-                     target: float) -> dict[str, Any] | None:  # fmt: skip
+def fastest_reaching(
+    records: list[dict[str, Any]], params: list[str], skill: str, target: float
+) -> dict[str, Any] | None:
     """The configuration with the least mean wall time whose mean ``skill`` reaches ``target``."""
     cells = cell_means(records, params, ("wall_time_s", skill)).dropna(subset=["wall_time_s", skill])
     if cells.empty:

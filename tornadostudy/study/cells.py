@@ -125,10 +125,17 @@ class CellTable:
     # --- writing -----------------------------------------------------------------------------------
     def insert(self, study: str, cells: list[tuple[int, dict[str, Any] | None, int | None, float]]) -> None:
         rows = [
-            {"study": study, "cell": cell, "params": None if params is None else json.dumps(params, sort_keys=True),
-             "num_gpus": gpus, "cost": cost, "state": "waiting", "attempts": 0}
+            {
+                "study": study,
+                "cell": cell,
+                "params": None if params is None else json.dumps(params, sort_keys=True),
+                "num_gpus": gpus,
+                "cost": cost,
+                "state": "waiting",
+                "attempts": 0,
+            }
             for cell, params, gpus, cost in cells
-        ]  # fmt: skip
+        ]
         with self.engine.begin() as conn:
             for start in range(0, len(rows), 1000):
                 conn.execute(self.table.insert(), rows[start : start + 1000])
@@ -188,16 +195,23 @@ class CellTable:
     def record_run(self, study: str, cell: int, number: int, run_id: str) -> None:
         """The MLflow run of the cell's trial ``number``, while the cell is that trial's."""
         t = self.table
-        statement = (t.update().where((t.c.study == study) & (t.c.cell == cell) & (t.c.trial_number == number))
-                     .values(run_id=run_id))  # fmt: skip
+        statement = (
+            t.update()
+            .where((t.c.study == study) & (t.c.cell == cell) & (t.c.trial_number == number))
+            .values(run_id=run_id)
+        )
         retrying(lambda: self.execute_alone(statement, consume=lambda result: None), what="record the run")
 
     def complete(self, study: str, cell: int, worker: str, number: int, results: dict[str, Any]) -> bool:
         """The commit point: the cell held by ``worker`` with trial ``number`` becomes complete with ``results``.
         False when it is not this worker's any more. A retry of a completion that did commit (its answer was
         lost) finds its own work done and says True."""
-        values = {"state": "complete", "finished_at": self.now, "heartbeat_at": self.now,
-                  "results": json.dumps(results, allow_nan=True)}  # fmt: skip
+        values = {
+            "state": "complete",
+            "finished_at": self.now,
+            "heartbeat_at": self.now,
+            "results": json.dumps(results, allow_nan=True),
+        }
         t = self.table
         statement = self.held(study, cell, worker).where(t.c.trial_number == number).values(**values)
 
@@ -215,8 +229,9 @@ class CellTable:
         """Give a failed cell back (``waiting``) while attempts remain and a retry can help; else ``failed``."""
         t = self.table
         cond = (t.c.study == study) & (t.c.cell == cell) & (t.c.state == "running") & (t.c.worker == worker)
-        state = self.sa.case((self.sa.and_(self.sa.literal(retry), t.c.attempts < max_attempts), "waiting"),
-                             else_="failed")  # fmt: skip
+        state = self.sa.case(
+            (self.sa.and_(self.sa.literal(retry), t.c.attempts < max_attempts), "waiting"), else_="failed"
+        )
 
         def attempt():
             with self.engine.begin() as conn:
@@ -249,16 +264,18 @@ class CellTable:
 
         def attempt():
             with self.engine.begin() as conn:
-                rows = conn.execute(self.sa.select(t.c.cell, t.c.trial_number, t.c.run_id, t.c.attempts, t.c.worker)
-                                    .where(stale)).all()  # fmt: skip
+                rows = conn.execute(
+                    self.sa.select(t.c.cell, t.c.trial_number, t.c.run_id, t.c.attempts, t.c.worker).where(stale)
+                ).all()
                 reaped = []
                 for row in rows:
                     state = "waiting" if row.attempts < max_attempts else "failed"
                     # Re-check staleness in the update: the worker may have come back meanwhile.
                     done = conn.execute(
-                        t.update().where(stale & (t.c.cell == row.cell))
+                        t.update()
+                        .where(stale & (t.c.cell == row.cell))
                         .values(state=state, worker=None, last_error=f"worker {row.worker} lost: no heartbeat")
-                    ).rowcount  # fmt: skip
+                    ).rowcount
                     if done:
                         reaped.append({**row._mapping, "state": state})
                 return reaped
@@ -268,8 +285,11 @@ class CellTable:
     def set_costs(self, study: str, costs: dict[int, float]) -> None:
         """New costs for cells still waiting (one statement, many rows)."""
         t = self.table
-        stmt = (t.update().where((t.c.study == study) & (t.c.cell == self.sa.bindparam("c"))
-                                 & (t.c.state == "waiting")).values(cost=self.sa.bindparam("v")))  # fmt: skip
+        stmt = (
+            t.update()
+            .where((t.c.study == study) & (t.c.cell == self.sa.bindparam("c")) & (t.c.state == "waiting"))
+            .values(cost=self.sa.bindparam("v"))
+        )
         rows = [{"c": cell, "v": float(cost)} for cell, cost in costs.items()]
 
         def attempt():
@@ -293,40 +313,51 @@ class CellTable:
         """(params, seconds from the last claim to completion) of every complete cell."""
         t = self.table
         query = self.sa.select(t.c.params, t.c.claimed_at, t.c.finished_at).where(
-            (t.c.study == study) & (t.c.state == "complete"))  # fmt: skip
+            (t.c.study == study) & (t.c.state == "complete")
+        )
 
         rows = self._fetch_all(query, "read finished cells")
-        return [(None if r.params is None else json.loads(r.params), (r.finished_at or 0) - (r.claimed_at or 0))
-                for r in rows]  # fmt: skip
+        return [
+            (None if r.params is None else json.loads(r.params), (r.finished_at or 0) - (r.claimed_at or 0))
+            for r in rows
+        ]
 
     def waiting_params(self, study: str) -> list[tuple[int, dict[str, Any] | None]]:
         t = self.table
         query = self.sa.select(t.c.cell, t.c.params).where((t.c.study == study) & (t.c.state == "waiting"))
 
-        return [(r.cell, None if r.params is None else json.loads(r.params))
-                for r in self._fetch_all(query, "read waiting cells")]  # fmt: skip
+        return [
+            (r.cell, None if r.params is None else json.loads(r.params))
+            for r in self._fetch_all(query, "read waiting cells")
+        ]
 
     def run_id(self, study: str, cell: int, number: int) -> str | None:
         """The MLflow run recorded on the cell for its trial ``number``, if it was made by now."""
         t = self.table
         query = self.sa.select(t.c.run_id).where(
-            (t.c.study == study) & (t.c.cell == cell) & (t.c.trial_number == number))  # fmt: skip
+            (t.c.study == study) & (t.c.cell == cell) & (t.c.trial_number == number)
+        )
         rows = self._fetch_all(query, "read the cell's run")
         return rows[0].run_id if rows else None
 
     def results(self, study: str, cell: int) -> dict[str, Any] | None:
         """The stored results of a complete cell (None before it completes)."""
         t = self.table
-        rows = self._fetch_all(self.sa.select(t.c.results).where((t.c.study == study) & (t.c.cell == cell)),
-                               "read the cell's results")  # fmt: skip
+        rows = self._fetch_all(
+            self.sa.select(t.c.results).where((t.c.study == study) & (t.c.cell == cell)), "read the cell's results"
+        )
         return json.loads(rows[0].results) if rows and rows[0].results else None
 
     def completed_by(self, study: str, cell: int, worker: str, trial_number: int) -> bool:
         """Whether the cell is complete with this worker's trial."""
         t = self.table
         query = self.sa.select(t.c.cell).where(
-            (t.c.study == study) & (t.c.cell == cell) & (t.c.state == "complete")
-            & (t.c.worker == worker) & (t.c.trial_number == trial_number))  # fmt: skip
+            (t.c.study == study)
+            & (t.c.cell == cell)
+            & (t.c.state == "complete")
+            & (t.c.worker == worker)
+            & (t.c.trial_number == trial_number)
+        )
         return bool(self._fetch_all(query, "read the cell"))
 
     def claimable(self, study: str, num_gpus: int) -> bool:

@@ -88,8 +88,16 @@ def create_study(
         storage.engine.dispose()
 
 
-def _create_or_reuse(spec: StudySpec, storage_url: str, tracking_uri: str, exists_ok: bool, base: Path | None,
-                     data_folder: str, storage, cells: CellTable) -> CreateResult:  # fmt: skip
+def _create_or_reuse(
+    spec: StudySpec,
+    storage_url: str,
+    tracking_uri: str,
+    exists_ok: bool,
+    base: Path | None,
+    data_folder: str,
+    storage,
+    cells: CellTable,
+) -> CreateResult:
     import optuna
 
     from tornadostudy.tracking import Tracker
@@ -112,8 +120,9 @@ def _create_or_reuse(spec: StudySpec, storage_url: str, tracking_uri: str, exist
                 f"study {spec.name!r} exists with a different spec (fingerprint {stored} ≠ {spec.fingerprint}): "
                 "a study's spec cannot change after create; rename the study in the spec to start a new one"
             )
-        return CreateResult(spec.name, spec.n_cells, False, existing.user_attrs[ATTR_DATA],
-                            existing.user_attrs[ATTR_EXPERIMENT])  # fmt: skip
+        return CreateResult(
+            spec.name, spec.n_cells, False, existing.user_attrs[ATTR_DATA], existing.user_attrs[ATTR_EXPERIMENT]
+        )
 
     tracker = Tracker(tracking_uri)
     experiment_id, created_experiment = tracker.ensure_experiment(spec.name)

@@ -31,8 +31,9 @@ class JobTable:
 
     def add(self, study: str, job_id: str, gpus: int, tasks: int) -> None:
         with self.engine.begin() as conn:
-            conn.execute(self.table.insert().values(study=study, job_id=job_id, gpus=gpus, tasks=tasks,
-                                                    submitted_at=time.time()))  # fmt: skip
+            conn.execute(
+                self.table.insert().values(study=study, job_id=job_id, gpus=gpus, tasks=tasks, submitted_at=time.time())
+            )
 
     def jobs(self, study: str) -> list[dict]:
         if not self.sa.inspect(self.engine).has_table(TABLE):

@@ -57,14 +57,19 @@ class Plan:
             f"{'GPUs':>5}{'cells':>8}{'node-hours':>13}{'GPU-hours':>12}{f'makespan, {self.array} tasks':>22}",
         ]
         for g in self.per_gpu:
-            lines.append(f"{g.num_gpus:>5}{g.cells:>8}{g.node_hours:>13.2f}{g.gpu_hours:>12.2f}"
-                         f"{_hours(g.makespan_h):>22}")  # fmt: skip
+            lines.append(
+                f"{g.num_gpus:>5}{g.cells:>8}{g.node_hours:>13.2f}{g.gpu_hours:>12.2f}{_hours(g.makespan_h):>22}"
+            )
         total_node = sum(g.node_hours for g in self.per_gpu)
         total_gpu = sum(g.gpu_hours for g in self.per_gpu)
-        lines.append(f"{'all':>5}{sum(g.cells for g in self.per_gpu):>8}{total_node:>13.2f}{total_gpu:>12.2f}"
-                     f"{_hours(self.makespan_h):>22}")  # fmt: skip
-        lines.append(f"(one array of {self.array} tasks per GPU count, side by side: "
-                     f"tornadostudy submit {self.study} --array {self.array})")  # fmt: skip
+        lines.append(
+            f"{'all':>5}{sum(g.cells for g in self.per_gpu):>8}{total_node:>13.2f}{total_gpu:>12.2f}"
+            f"{_hours(self.makespan_h):>22}"
+        )
+        lines.append(
+            f"(one array of {self.array} tasks per GPU count, side by side: "
+            f"tornadostudy submit {self.study} --array {self.array})"
+        )
         return "\n".join(lines)
 
 
@@ -115,8 +120,14 @@ def plan_study(spec: StudySpec, array: int = 1, train_samples: int | None = None
     cells = spec.cells() if spec.sampler == "grid" else _tpe_cells(spec)
     by_gpus: dict[int, list[float]] = {}
     for c in cells:
-        seconds = paper_seconds(epochs=c["epochs"], batch_size=c["batch_size"], data_multiplier=c["data_multiplier"],
-                                num_gpus=c["num_gpus"], augmentation=c["augmentation"], n_train=samples)  # fmt: skip
+        seconds = paper_seconds(
+            epochs=c["epochs"],
+            batch_size=c["batch_size"],
+            data_multiplier=c["data_multiplier"],
+            num_gpus=c["num_gpus"],
+            augmentation=c["augmentation"],
+            n_train=samples,
+        )
         by_gpus.setdefault(int(c["num_gpus"]), []).append(seconds)
     per_gpu = tuple(
         GpuPlan(g, len(s), sum(s) / 3600, sum(s) * max(g, 0) / 3600, _makespan(s, array) / 3600)

@@ -32,9 +32,16 @@ def _finished_error():
     return UpdateFinishedTrialError
 
 
-def start_trial(storage, cells: CellTable, study_id: int, params: Mapping[str, Any], grid: Mapping[str, Sequence],
-                user_attrs: Mapping[str, Any], system_attrs: Mapping[str, Any],
-                hold: tuple[str, int, str]) -> tuple[int, int] | None:  # fmt: skip
+def start_trial(
+    storage,
+    cells: CellTable,
+    study_id: int,
+    params: Mapping[str, Any],
+    grid: Mapping[str, Sequence],
+    user_attrs: Mapping[str, Any],
+    system_attrs: Mapping[str, Any],
+    hold: tuple[str, int, str],
+) -> tuple[int, int] | None:
     """Create a RUNNING grid trial, each parameter categorical over its ``grid`` values as GridSampler records
     it, and put its number on the cell ``hold`` = (study, cell, worker): (trial_id, number), or None when the
     worker no longer holds the cell (the new trial is then failed at once)."""
@@ -42,11 +49,18 @@ def start_trial(storage, cells: CellTable, study_id: int, params: Mapping[str, A
     from optuna.distributions import CategoricalDistribution
 
     template = optuna.trial.FrozenTrial(
-        number=-1, trial_id=-1, state=optuna.trial.TrialState.RUNNING, value=None, intermediate_values={},
-        datetime_start=dt.datetime.now(), datetime_complete=None, params=dict(params),
+        number=-1,
+        trial_id=-1,
+        state=optuna.trial.TrialState.RUNNING,
+        value=None,
+        intermediate_values={},
+        datetime_start=dt.datetime.now(),
+        datetime_complete=None,
+        params=dict(params),
         distributions={name: CategoricalDistribution(list(grid[name])) for name in params},
-        user_attrs=dict(user_attrs), system_attrs=dict(system_attrs),
-    )  # fmt: skip
+        user_attrs=dict(user_attrs),
+        system_attrs=dict(system_attrs),
+    )
     trial_id = storage.create_new_trial(study_id, template_trial=template)
     number = storage.get_trial_number_from_id(trial_id)
     if not record_trial(storage, cells, *hold, trial_id, number):
@@ -73,8 +87,17 @@ def record_run(storage, cells: CellTable, study: str, cell: int, trial_id: int, 
         pass
 
 
-def complete_trial(storage, cells: CellTable, study: str, cell: int, worker: str, trial_id: int, number: int,
-                   values: Sequence[float], results: Mapping[str, Any]) -> bool:  # fmt: skip
+def complete_trial(
+    storage,
+    cells: CellTable,
+    study: str,
+    cell: int,
+    worker: str,
+    trial_id: int,
+    number: int,
+    values: Sequence[float],
+    results: Mapping[str, Any],
+) -> bool:
     """Complete the cell (the commit point), then its trial. False when the cell is not this worker's any
     more: its result must not count, and nothing was written."""
     if not cells.complete(study, cell, worker, number, {**results, "values": list(values)}):
@@ -83,8 +106,9 @@ def complete_trial(storage, cells: CellTable, study: str, cell: int, worker: str
     return True
 
 
-def _follow(storage, trial_id: int, number: int, values: Sequence[float], results: Mapping[str, Any],
-            run_id: str | None = None) -> None:  # fmt: skip
+def _follow(
+    storage, trial_id: int, number: int, values: Sequence[float], results: Mapping[str, Any], run_id: str | None = None
+) -> None:
     import optuna
 
     # The run id too, when the run was made before the trial finished (as it is unless MLflow was away): the

@@ -148,8 +148,12 @@ def _fail_orphaned_trials(
             continue
         # A RUNNING trial is a live worker's while that worker holds its cell, and the cell names this trial or
         # none newer (between a trial's creation and its recording the cell still names an earlier attempt's).
-        if (row is not None and row["state"] == "running" and row["worker"] == trial.user_attrs.get("worker")
-                and (row["trial_number"] is None or row["trial_number"] <= number)):  # fmt: skip
+        if (
+            row is not None
+            and row["state"] == "running"
+            and row["worker"] == trial.user_attrs.get("worker")
+            and (row["trial_number"] is None or row["trial_number"] <= number)
+        ):
             continue
         # The trial list was read before the cells: a trial completed in between looks orphaned here, and
         # fail_trial leaves it as it is (it is not RUNNING any more).
@@ -195,5 +199,8 @@ class _RunCloser:
         if self._own is not None:
             left = self._own.close(wait_s)
             if left:
-                log.warning("%d run(s) could not be closed in MLflow yet; they wait in %s for "
-                            "'tornadostudy tracking sync'", len(left), self._own.spool.folder)  # fmt: skip
+                log.warning(
+                    "%d run(s) could not be closed in MLflow yet; they wait in %s for 'tornadostudy tracking sync'",
+                    len(left),
+                    self._own.spool.folder,
+                )

@@ -21,8 +21,11 @@ def study_status(handle: StudyHandle) -> dict[str, Any]:
     duplicates = sum(n - 1 for n in complete_per_cell.values() if n > 1)
     total = sum(counts.values())
     rows = handle.cells.rows(handle.name)
-    durations = [r["finished_at"] - r["claimed_at"] for r in rows
-                 if r["state"] == "complete" and r["finished_at"] and r["claimed_at"]]  # fmt: skip
+    durations = [
+        r["finished_at"] - r["claimed_at"]
+        for r in rows
+        if r["state"] == "complete" and r["finished_at"] and r["claimed_at"]
+    ]
     eta = None
     remaining = counts["waiting"] + counts["running"]
     if durations and remaining:
@@ -53,14 +56,19 @@ def format_status(status: dict[str, Any]) -> str:
     eta = status["eta_s"]
     eta_text = "-" if eta is None else (f"{eta:.0f}s" if eta < 120 else f"{eta / 60:.0f}min")
     trials = ", ".join(f"{k} {v}" for k, v in status["trials"].items()) or "none yet"
-    return "\n".join([
-        f"study {status['study']} ({status['sampler']}): {progress_bar(status['complete'], status['total_cells'])}",
-        f"  cells      complete {status['complete']}, running {status['running']}, waiting {status['waiting']}, "
-        f"failed {status['failed']} (of {status['total_cells']})",
-        f"  trials     {trials}; cells retried {status['retried_cells']}",
-        f"  duplicates {status['duplicates']}",
-        f"  ETA        {eta_text}",
-        *(f"  slurm job {j['job_id']} ({j['gpus']} GPU/task): pending {j['pending']}, running {j['running']}, "
-          f"done {j['done']} of {j['tasks']}" for j in status.get("slurm_jobs", [])),
-        *([f"  slurm      {status['slurm_error']}"] if status.get("slurm_error") else []),
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"study {status['study']} ({status['sampler']}): {progress_bar(status['complete'], status['total_cells'])}",
+            f"  cells      complete {status['complete']}, running {status['running']}, waiting {status['waiting']}, "
+            f"failed {status['failed']} (of {status['total_cells']})",
+            f"  trials     {trials}; cells retried {status['retried_cells']}",
+            f"  duplicates {status['duplicates']}",
+            f"  ETA        {eta_text}",
+            *(
+                f"  slurm job {j['job_id']} ({j['gpus']} GPU/task): pending {j['pending']}, running {j['running']}, "
+                f"done {j['done']} of {j['tasks']}"
+                for j in status.get("slurm_jobs", [])
+            ),
+            *([f"  slurm      {status['slurm_error']}"] if status.get("slurm_error") else []),
+        ]
+    )

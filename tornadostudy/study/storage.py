@@ -156,8 +156,9 @@ def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False):
     kwargs = _engine_kwargs(url)
 
     def open_storage():
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=tables_exist,
-                                             skip_compatibility_check=tables_exist)  # fmt: skip
+        storage = optuna.storages.RDBStorage(
+            url, engine_kwargs=kwargs, skip_table_creation=tables_exist, skip_compatibility_check=tables_exist
+        )
         if "pool_size" in kwargs:
             _ping_when_idle(storage.engine)
         if tables_exist:
@@ -223,7 +224,8 @@ def retrying(fn, *, what: str, budget_s: float | None = None, first_delay: float
             reason = _reason(exc)
             if time.monotonic() + delay > deadline:
                 raise StorageError(f"database unavailable while trying to {what}: {reason}") from None
-            log.warning("database error while trying to %s (attempt %d): %s; retrying in %.1fs",
-                        what, attempt, reason, delay)  # fmt: skip
+            log.warning(
+                "database error while trying to %s (attempt %d): %s; retrying in %.1fs", what, attempt, reason, delay
+            )
             time.sleep(delay)
             delay = min(delay * 2, 30.0)

@@ -35,8 +35,14 @@ def completed_trials(handle: StudyHandle) -> list[dict[str, Any]]:
             continue
         results = json.loads(row["results"])
         params = results.get("params") or (json.loads(row["params"]) if row["params"] else {})
-        record = {"trial": row["trial_number"], "cell": row["cell"], "run_id": row["run_id"],
-                  **handle.spec.constants, **params, **results.get("metrics", {})}  # fmt: skip
+        record = {
+            "trial": row["trial_number"],
+            "cell": row["cell"],
+            "run_id": row["run_id"],
+            **handle.spec.constants,
+            **params,
+            **results.get("metrics", {}),
+        }
         info = results.get("info", {})
         record.update({k: info[k] for k in _REPORT_INFO if k in info})
         records.append(record)
@@ -58,8 +64,10 @@ def running_trials(handle: StudyHandle) -> dict[int, RunningTrial]:
     import optuna
 
     trials = handle.storage.get_all_trials(handle.study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    return {t.number: RunningTrial(handle.trial_id(t.number), t.number, t.datetime_start, dict(t.user_attrs))
-            for t in trials}  # fmt: skip
+    return {
+        t.number: RunningTrial(handle.trial_id(t.number), t.number, t.datetime_start, dict(t.user_attrs))
+        for t in trials
+    }
 
 
 def fill_run_ids(handle: StudyHandle, records: list[dict[str, Any]], tracker) -> int:

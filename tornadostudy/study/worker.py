@@ -108,8 +108,9 @@ class Worker:
         uri = resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri)
         # Every tracking call of a worker is retried (run creation) or spooled (writes) here; writes are
         # delivered by a background thread, so no epoch and no trial's end waits for MLflow.
-        self.tracker = Tracker(uri, spool=Spool.for_this_process(uri=uri), own_retries=True,
-                               alive_every_s=heartbeat_s())  # fmt: skip
+        self.tracker = Tracker(
+            uri, spool=Spool.for_this_process(uri=uri), own_retries=True, alive_every_s=heartbeat_s()
+        )
         self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
         self.tags = {
             "study": self.spec.name,
@@ -118,10 +119,13 @@ class Worker:
             "worker": self.id,
             "gpu_ids": ",".join(opts.gpu_ids) or "none",
             "gpu_names": ",".join(getattr(self.trainer, "gpu_names", [])) or "none",
-            **{f"slurm_{k.lower()[6:]}": v for k, v in os.environ.items()
-               if k in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")},
+            **{
+                f"slurm_{k.lower()[6:]}": v
+                for k, v in os.environ.items()
+                if k in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
+            },
             **package_versions(),
-        }  # fmt: skip
+        }
 
     # --- one trial -------------------------------------------------------------------------------
     def _start_trial(self, claim, summary: WorkerSummary) -> tuple[int, int, dict[str, Any]] | None:
@@ -135,11 +139,18 @@ class Worker:
             searched = {k: params[k] for k in self.spec.grid}
             # The system attributes are what GridSampler itself records, so it sees this grid point as taken.
             started = retrying(
-                lambda: records.start_trial(storage, cells, self.handle.study_id, searched, self.spec.grid, attrs,
-                                            {"grid_id": claim.cell, "search_space": self.spec.grid},
-                                            hold=(self.spec.name, claim.cell, self.id)),
+                lambda: records.start_trial(
+                    storage,
+                    cells,
+                    self.handle.study_id,
+                    searched,
+                    self.spec.grid,
+                    attrs,
+                    {"grid_id": claim.cell, "search_space": self.spec.grid},
+                    hold=(self.spec.name, claim.cell, self.id),
+                ),
                 what="create the trial",
-            )  # fmt: skip
+            )
             if started is None:
                 return None
             self.handle.remember_trial(started[1], started[0])
@@ -151,8 +162,10 @@ class Worker:
         for key, value in attrs.items():
             retrying(lambda k=key, v=value: trial.set_user_attr(k, v), what="label the trial")
         params = retrying(lambda: _suggest(trial, self.spec), what="sample the trial's parameters")
-        if not retrying(lambda: records.record_trial(storage, cells, self.spec.name, claim.cell, self.id, trial_id,
-                                                     trial.number), what="record the trial"):  # fmt: skip
+        if not retrying(
+            lambda: records.record_trial(storage, cells, self.spec.name, claim.cell, self.id, trial_id, trial.number),
+            what="record the trial",
+        ):
             self._discard(trial.number, None, summary)
             return None
         return trial_id, trial.number, params
@@ -185,11 +198,16 @@ class Worker:
         # The delivery thread makes the run and records its id on the cell (and the trial); nothing waits. The
         # run key is derived from the trial: a reaper finds the run by it when this worker dies.
         run = self.tracker.open_trial_run(
-            self.handle.experiment_id, self.handle.parent_run_id, f"{trial_params.label()} #{number}", run_params,
-            run_tags, trial_run_key(self.handle.study_id, number), on_made=functools.partial(
-                records.record_run, self.handle.storage, self.handle.cells, self.spec.name, claim.cell, trial_id,
-                number),
-        )  # fmt: skip
+            self.handle.experiment_id,
+            self.handle.parent_run_id,
+            f"{trial_params.label()} #{number}",
+            run_params,
+            run_tags,
+            trial_run_key(self.handle.study_id, number),
+            on_made=functools.partial(
+                records.record_run, self.handle.storage, self.handle.cells, self.spec.name, claim.cell, trial_id, number
+            ),
+        )
         self._run_trial(claim, trial_id, number, params, run, summary, heartbeat)
 
     def _run_trial(self, claim, trial_id: int, number: int, params: dict, run: str, summary, heartbeat) -> None:
@@ -225,20 +243,30 @@ class Worker:
             self._discard(number, run, summary)
             return
         heartbeat.finish()
-        self.tracker.log_final(run, {k: v for k, v in metrics.items() if math.isfinite(v)},
-                               {f"info.{k}": v for k, v in result.info.items()})  # fmt: skip
+        self.tracker.log_final(
+            run,
+            {k: v for k, v in metrics.items() if math.isfinite(v)},
+            {f"info.{k}": v for k, v in result.info.items()},
+        )
         # The cell is the commit point of exactly-once: only the worker still holding it may complete it, and the
         # trial follows (records.complete_trial).
         hardware = self.tags["gpu_names"] if trial_params.num_gpus else cpu_description()
         if self.spec.trainer.kind == "simulate":
             hardware = f"simulated ({self.spec.trainer.profile} profile)"
-        setup = {"hardware": hardware,
-                 "versions": ", ".join(f"{k[8:]} {v}" for k, v in self.tags.items()
-                                       if k.startswith("version.") and k != "version.tornadostudy")}  # fmt: skip
+        setup = {
+            "hardware": hardware,
+            "versions": ", ".join(
+                f"{k[8:]} {v}" for k, v in self.tags.items() if k.startswith("version.") and k != "version.tornadostudy"
+            ),
+        }
         # The cell keeps what a report needs (params included: a TPE slot's are the sampler's, not the cell's).
         results = {"metrics": metrics, "info": {**result.info, **setup}, "params": params}
-        if not retrying(lambda: records.complete_trial(self.handle.storage, cells, name, claim.cell, self.id, trial_id,
-                                                       number, values, results), what="report the trial"):  # fmt: skip
+        if not retrying(
+            lambda: records.complete_trial(
+                self.handle.storage, cells, name, claim.cell, self.id, trial_id, number, values, results
+            ),
+            what="report the trial",
+        ):
             self._discard(number, run, summary)
             return
         self.tracker.end_run(run, "FINISHED")
@@ -307,8 +335,9 @@ class Worker:
         reason = str(exc)
         log.warning("trial %d failed (%s): %s", number, exc.kind, reason)
         self._close_failed(number, {"fail_reason": reason, "fail_kind": exc.kind})
-        state = self.handle.cells.fail(self.spec.name, claim.cell, self.id, f"{exc.kind}: {reason}",
-                                       exc.retryable, self.spec.max_attempts)  # fmt: skip
+        state = self.handle.cells.fail(
+            self.spec.name, claim.cell, self.id, f"{exc.kind}: {reason}", exc.retryable, self.spec.max_attempts
+        )
         try:
             self.tracker.set_tags(run, {"fail_reason": reason[:4000], "fail_kind": exc.kind, "cell_state": state})
             self.tracker.end_run(run, "FAILED")
@@ -380,8 +409,12 @@ class Worker:
     def _drain_spool(self, wait_s: float) -> None:
         if left := self.tracker.close(wait_s):
             folder = self.tracker.spool.folder
-            log.warning("%d run(s) still spooled in %s: the next worker to look delivers them, or run "
-                        "'tornadostudy tracking sync' once MLflow is back", len(left), folder)  # fmt: skip
+            log.warning(
+                "%d run(s) still spooled in %s: the next worker to look delivers them, or run "
+                "'tornadostudy tracking sync' once MLflow is back",
+                len(left),
+                folder,
+            )
 
 
 class WorkerStopped(BaseException):

@@ -155,8 +155,9 @@ class Deliverer:
                     log.warning("cannot mark the spool %s alive: %s", self.spool.folder, exc)
             if failure:
                 if self._outage is None:
-                    log.warning("MLflow unreachable (%s): spooling writes in %s until it is back",
-                                failure, self.spool.folder)  # fmt: skip
+                    log.warning(
+                        "MLflow unreachable (%s): spooling writes in %s until it is back", failure, self.spool.folder
+                    )
                 self._outage = failure
                 delay = min(max(delay * 2, 1.0), MAX_BACKOFF_S)
                 continue

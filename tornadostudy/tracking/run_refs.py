@@ -130,8 +130,10 @@ class RunBook:
         experiment_id, run_key = parse_ref(ref)
         found = self._find(experiment_id, run_key)
         if not found:
-            raise TrackingError(f"no MLflow run was made under key {run_key} (its creation was refused, "
-                                f"or the run was deleted)", permanent=True)  # fmt: skip
+            raise TrackingError(
+                f"no MLflow run was made under key {run_key} (its creation was refused, or the run was deleted)",
+                permanent=True,
+            )
         self._looked_up.add(ref)
         self._made(ref, found[0])
         return found[0]

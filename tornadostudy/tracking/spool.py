@@ -182,8 +182,13 @@ class Spool:
                 if error is not None and not getattr(error, "permanent", False):
                     break  # MLflow is away: this write and the later ones wait
                 if error is not None:
-                    log.warning("MLflow refused a %s write of run %s for good (%s); kept in %s",
-                                op.get("op"), run_id, str(error)[:300], path.with_suffix(".rejected"))  # fmt: skip
+                    log.warning(
+                        "MLflow refused a %s write of run %s for good (%s); kept in %s",
+                        op.get("op"),
+                        run_id,
+                        str(error)[:300],
+                        path.with_suffix(".rejected"),
+                    )
                     rejected.append(op)
                 done += 1
             else:

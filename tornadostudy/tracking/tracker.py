@@ -214,8 +214,16 @@ class Tracker:
         self._deliver(ref, {"op": "params", "params": {k: str(v) for k, v in sorted(params.items())}})
         return ref
 
-    def start_trial_run(self, experiment_id: str, parent_run_id: str | None, run_name: str, params: dict[str, Any],
-                        tags: dict[str, Any], run_key: str | None = None, reuse: bool = False) -> str:  # fmt: skip
+    def start_trial_run(
+        self,
+        experiment_id: str,
+        parent_run_id: str | None,
+        run_name: str,
+        params: dict[str, Any],
+        tags: dict[str, Any],
+        run_key: str | None = None,
+        reuse: bool = False,
+    ) -> str:
         """A trial's run made now (an error raises), returning its id. With ``reuse`` (a retry after a
         failed attempt) a run already made under the key, its answer lost on the way back, is taken."""
         ref, create = self._trial_run(experiment_id, parent_run_id, run_name, tags, run_key, reuse, None)
@@ -238,8 +246,14 @@ class Tracker:
         return self.runs.known(ref)
 
     def _create_run(self, experiment_id: str, op: dict[str, Any]) -> str:
-        run = self._call("create a trial run", self.writer.create_run, experiment_id, start_time=op["ts"],
-                         run_name=op["run_name"], tags=op["tags"])  # fmt: skip
+        run = self._call(
+            "create a trial run",
+            self.writer.create_run,
+            experiment_id,
+            start_time=op["ts"],
+            run_name=op["run_name"],
+            tags=op["tags"],
+        )
         return run.info.run_id
 
     def runs_with_key(self, experiment_id: str, run_key: str) -> list[str]:
@@ -316,9 +330,14 @@ class Tracker:
             elif write["op"] == "history":
                 metrics += [Metric(k, v, write["ts"], step) for step, k, v in write["entries"]]
             tags.update(write.get("tags", {}))  # a later tag of the same key wins, as if written one by one
-        self._call("log to the run", self.writer.log_batch, run_id, metrics=metrics,
-                   params=[Param(k, v) for k, v in params.items()],
-                   tags=[RunTag(k, v) for k, v in tags.items()])  # fmt: skip
+        self._call(
+            "log to the run",
+            self.writer.log_batch,
+            run_id,
+            metrics=metrics,
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
 
     def _deliver(self, run_id: str, op: dict[str, Any], durable: bool = False) -> bool:
         """With a spool: append the write for the delivery thread (it survives the process being killed; a

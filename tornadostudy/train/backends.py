@@ -52,14 +52,16 @@ def keras_backend():
     )
 
 
-def numpy_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
-                  passes: int = 1) -> Iterator[tuple[np.ndarray, ...]]:  # fmt: skip
+def numpy_batches(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, passes: int = 1
+) -> Iterator[tuple[np.ndarray, ...]]:
     """:func:`~tornadostudy.train.batches.batch_rows` of ``x`` and ``y``."""
     return ((x[rows], y[rows]) for rows in batch_rows(len(x), batch_size, seed, passes))
 
 
-def fit_batches(model, batches, *, epochs, initial_epoch, steps_per_epoch, callback, validation_data,
-                validation_batch_size) -> None:  # fmt: skip
+def fit_batches(
+    model, batches, *, epochs, initial_epoch, steps_per_epoch, callback, validation_data, validation_batch_size
+) -> None:
     """Keras's own loop over an endless stream of full batches cut into epochs."""
     model.fit(
         batches,

@@ -51,8 +51,9 @@ def _augment_rows(folder: str, set_multiplier: int, rows: np.ndarray, seed: int)
     if key not in _OPEN:
         data = PreparedData.open(Path(folder))
         x, _ = data.train(set_multiplier)
-        config = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in data.manifest["augmentation"].items()})  # fmt: skip
+        config = AugmentConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in data.manifest["augmentation"].items()}
+        )
         _OPEN[key] = (x, (config, data.mean, data.scale))
     x, (config, mean, scale) = _OPEN[key]
     return augment_numpy(np.asarray(x[rows]), np.random.default_rng(seed), config, mean, scale)
@@ -72,8 +73,9 @@ class HostAugmenter:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    def batches(self, y: np.ndarray, set_multiplier: int, *, batch_size: int, passes: int,
-                seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    def batches(
+        self, y: np.ndarray, set_multiplier: int, *, batch_size: int, passes: int, seed: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Endless augmented batches (x, y) of the set, in :func:`batch_rows` order, epoch after epoch."""
         pool = self._executor()
         ahead = 2 * self.workers  # batches in flight: enough to keep every process busy

@@ -35,9 +35,23 @@ def chunk_steps(steps_per_epoch: int, most: int = MAX_CHUNK_STEPS) -> int:
     return best if best >= most // 4 else most
 
 
-def fit_on_device(model, x, y, *, batch_size: int, epochs: int, initial_epoch: int, steps_per_epoch: int,
-                  seed: int, callback, passes: int = 1, devices=None, validation_data=None,
-                  validation_batch_size: int = 1024, scan: bool | None = None) -> None:  # fmt: skip
+def fit_on_device(
+    model,
+    x,
+    y,
+    *,
+    batch_size: int,
+    epochs: int,
+    initial_epoch: int,
+    steps_per_epoch: int,
+    seed: int,
+    callback,
+    passes: int = 1,
+    devices=None,
+    validation_data=None,
+    validation_batch_size: int = 1024,
+    scan: bool | None = None,
+) -> None:
     """``scan``: many steps per call (default: unless the device is a CPU) or one step per call.
     ``devices``: the trial's devices (default: JAX's default device)."""
     import jax
@@ -104,8 +118,11 @@ def fit_on_device(model, x, y, *, batch_size: int, epochs: int, initial_epoch: i
 
     def write_back(trainable, non_trainable, optimizer_state):
         # Back on the first device, where Keras's own evaluate and predict run.
-        for group, values in ((model.trainable_variables, trainable), (model.non_trainable_variables, non_trainable),
-                              (optimizer.variables, optimizer_state)):  # fmt: skip
+        for group, values in (
+            (model.trainable_variables, trainable),
+            (model.non_trainable_variables, non_trainable),
+            (optimizer.variables, optimizer_state),
+        ):
             for variable, value in zip(group, values, strict=True):
                 variable.assign(jax.device_put(value, home) if len(devices) > 1 else value)
 

@@ -158,8 +158,9 @@ class KerasTrainer:
         if params.augmentation == "live_cpu":
             if self._host is None:
                 self._host = HostAugmenter(self.data.root, self.spec.augment_workers)
-            stream = self._host.batches(y, rows.set_multiplier, batch_size=params.batch_size, passes=rows.passes,
-                                        seed=seed + state["epoch"])  # fmt: skip
+            stream = self._host.batches(
+                y, rows.set_multiplier, batch_size=params.batch_size, passes=rows.passes, seed=seed + state["epoch"]
+            )
             try:
                 fit_batches(model, stream, **fit)
             finally:

@@ -40,8 +40,13 @@ def modelled_seconds(params: TrialParams, n_train: int, profile: str = "quick") 
         once = paper_seconds(**{f: getattr(params, f) for f in fields if f != "epochs"}, epochs=0, n_train=n_train)
         epoch = (total - once) / params.epochs
         # The paper printed totals only: its per-trial constant is split evenly between loading and testing.
-        return {"data_s": once / 2, "first_epoch_s": epoch, "steady_epochs_s": epoch * (params.epochs - 1),
-                "eval_s": 0.0, "test_s": once / 2}  # fmt: skip
+        return {
+            "data_s": once / 2,
+            "first_epoch_s": epoch,
+            "steady_epochs_s": epoch * (params.epochs - 1),
+            "eval_s": 0.0,
+            "test_s": once / 2,
+        }
     steps = math.ceil(samples_per_epoch / params.batch_size)
     if params.num_gpus == 0:
         per_step = 2.0e-3 + params.batch_size * 3.0e-4
@@ -50,8 +55,13 @@ def modelled_seconds(params: TrialParams, n_train: int, profile: str = "quick") 
         if params.augmentation != "pre":
             per_step *= 1.1 if params.augmentation == "live" else 1.9
     epoch = steps * per_step
-    return {"data_s": 0.5 + 1e-6 * samples_per_epoch, "first_epoch_s": 2.0 + epoch,
-            "steady_epochs_s": epoch * (params.epochs - 1), "eval_s": 0.0, "test_s": 0.3 + 2e-6 * n_train}  # fmt: skip
+    return {
+        "data_s": 0.5 + 1e-6 * samples_per_epoch,
+        "first_epoch_s": 2.0 + epoch,
+        "steady_epochs_s": epoch * (params.epochs - 1),
+        "eval_s": 0.0,
+        "test_s": 0.3 + 2e-6 * n_train,
+    }
 
 
 def _rng(*parts: object) -> np.random.Generator:
@@ -154,8 +164,9 @@ class SimulatedTrainer:
             },
         )
 
-    def _checkpoint(self, context: TrialContext, callbacks: TrialCallbacks, epoch: int, history: list,
-                    attempt_times: list) -> None:  # fmt: skip
+    def _checkpoint(
+        self, context: TrialContext, callbacks: TrialCallbacks, epoch: int, history: list, attempt_times: list
+    ) -> None:
         if context.checkpoint_dir is None or not callbacks.may_checkpoint():
             raise TrialInterrupted(epoch, checkpointed=False)
         save_state(context.checkpoint_dir, {"epoch": epoch, "history": history, "attempt_times": attempt_times})
