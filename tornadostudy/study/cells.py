@@ -104,7 +104,7 @@ class CellTable:
     def execute_alone(self, statement, binds: dict[str, Any] | None = None, *, consume):
         """Run ``statement`` as a transaction of its own and return ``consume(result)``.
 
-        On PostgreSQL in one round trip: psycopg2 otherwise sends BEGIN and COMMIT as round trips of their own,
+        On PostgreSQL in one round trip: the driver otherwise sends BEGIN and COMMIT as round trips of their own,
         and a lock the statement takes stays held until the COMMIT arrives, while the client (on a busy node,
         one of 64 processes waiting for a CPU) reads the answer. In autocommit the server runs one message as
         one transaction (several ``;``-separated statements included: all or nothing, each with a snapshot
@@ -115,7 +115,7 @@ class CellTable:
                 with conn.begin():
                     return consume(conn.execute(statement, binds or {}))
             raw = conn.connection.dbapi_connection
-            raw.autocommit = True  # client-side only: psycopg2 sends nothing for it
+            raw.autocommit = True  # client-side only: the driver sends nothing for it
             try:
                 return consume(conn.execute(statement, binds or {}))
             finally:

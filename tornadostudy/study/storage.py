@@ -71,7 +71,7 @@ def _ping_when_idle(engine) -> None:
     """Ping a pooled PostgreSQL connection before use only if it has been idle for a second or more.
 
     SQLAlchemy's ``pool_pre_ping`` pings at every checkout: with a trial's claim, start and completion one
-    round trip each, its pings were almost half of a worker's round trips. A worker uses its connection in
+    round trip each, its pings would be almost half of a worker's round trips. A worker uses its connection in
     bursts (claim then start; completion then the next claim) with long idle stretches between (training):
     the first use after a stretch is checked, the rest of a burst is not. Should the server go away within
     that second, the statement fails as a disconnect, SQLAlchemy drops the pool's connections, and the
