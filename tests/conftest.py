@@ -163,6 +163,8 @@ def study_env(tmp_path, monkeypatch):
         "TORNADOSTUDY_STORAGE": f"sqlite:///{tmp_path}/study.db",
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
         "TORNADOSTUDY_DATA_CACHE": str(tmp_path / "cache"),
+        # Tests inject failures at random; a worker that stops after a few in a row is tested on its own.
+        "TORNADOSTUDY_MAX_FAILURES_IN_A_ROW": "1000",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -76,3 +76,52 @@ def test_end_to_end_3000_storms(tmp_path):
     raw_info = json.loads(run_cli("data", "info", str(raw), "--json").stdout)
     assert (raw_info["train"], raw_info["test"]) == (data["train"], data["test"])
     assert raw_info["train_positives"] == data["train_positives"]
+
+
+def _commands():
+    """(name, parser) for every command and subcommand, e.g. ('data prepare', parser)."""
+    import argparse
+
+    from tornadostudy.cli.main import build_parser
+
+    def walk(parser, prefix):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    inner = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+                    yield from walk(sub, f"{prefix} {name}".strip()) if inner else [(f"{prefix} {name}".strip(), sub)]
+
+    return list(walk(build_parser(), ""))
+
+
+COMMON = {"-h", "--help", "--debug", "-v", "--verbose"}
+
+
+def test_every_option_of_every_command_has_help_text():
+    missing = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, parser in _commands()
+        for action in parser._actions
+        if not set(action.option_strings) & COMMON and not (action.help or "").strip()
+    ]
+    assert missing == []
+
+
+def test_the_readme_synopsis_names_every_option_and_no_other():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("## Commands", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    synopsis: dict[str, set[str]] = {}
+    current = None
+    for line in block.splitlines():
+        if line.startswith("tornadostudy "):
+            words = line.split()
+            current = " ".join(words[1:3]) if words[1] in ("data", "tracking") else words[1]
+            synopsis[current] = set()
+        if current:
+            synopsis[current] |= set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", line))
+    for name, parser in _commands():
+        options = {s for a in parser._actions for s in a.option_strings if s.startswith("--")} - COMMON
+        assert synopsis.get(name) == options, f"README synopsis of '{name}' differs from its --help"

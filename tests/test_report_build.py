@@ -39,7 +39,7 @@ def test_default_target_and_fastest_configuration_note():
     best = max(r["test_accuracy"] for r in recs)
     assert f"test_accuracy ≥ {best * 0.99:.4g} (within 1 % of the best trial)" in report.text
     # Only 4 epochs reach it; the least wall time among those: multiplier 1, batch 512, 2 GPUs.
-    note = report.notes[2]
+    note = next(n for n in report.notes if n.startswith("Fastest configuration"))
     assert all(s in note for s in ("epochs=4", "data_multiplier=1", "batch_size=512", "num_gpus=2", "5.906 s"))
     assert report.figures.made == [] and report.files == [], "no folder and not HTML: tables only"
 
@@ -62,22 +62,25 @@ def test_pivot_and_bad_options_are_one_line_errors():
     assert "(no completed trials yet)" in build_report("s", [], PARAMS, ReportOptions()).text
 
 
-class FakeTracker:  # unit-test stand-in; the real upload is tested against a real MLflow in test_cli_report
+class FakeTracker:  # unit-test stand-in; the real upload is tested against a real MLflow in test_cli_study
     def __init__(self, fail=False):
         self.fail, self.calls = fail, []
 
-    def log_artifacts(self, run_id, folder, path):
+    def replace_report_run(self, experiment_id, parent_run_id, folder, files):
         if self.fail:
-            raise TrackingError("MLflow (http://x) failed to upload artifacts: refused")
-        self.calls.append((run_id, folder, path))
+            raise TrackingError("MLflow (http://x) failed to upload the report: refused")
+        self.calls.append((experiment_id, parent_run_id, folder, files))
+        return "r2"
 
 
-def test_log_report_uploads_under_report_and_survives_an_outage(tmp_path):
+def test_log_report_replaces_the_report_run_and_survives_an_outage(tmp_path):
     tracker = FakeTracker()
-    assert "logged to MLflow run r1" in log_report(tracker, "r1", tmp_path)
-    assert tracker.calls == [("r1", str(tmp_path), "report")]
-    line = log_report(FakeTracker(fail=True), "r1", tmp_path)
+    files = [tmp_path / "report.md"]
+    assert "logged to MLflow run r2" in log_report(tracker, "1", "r1", tmp_path, files)
+    assert tracker.calls == [("1", "r1", tmp_path, files)]
+    line = log_report(FakeTracker(fail=True), "1", "r1", tmp_path, files)
     assert line.startswith("report not logged to MLflow") and "again" in line
+    assert "no parent run" in log_report(tracker, "1", None, tmp_path, files)
 
 
 def test_a_study_no_paper_layout_fits_says_so_and_points_to_the_pivot():
@@ -96,5 +99,5 @@ def test_a_study_no_paper_layout_fits_says_so_and_points_to_the_pivot():
         for i, lr in enumerate((1e-3, 1e-4))
     ]
     report = build_report("s", recs, ["learning_rate", *PARAMS], ReportOptions())
-    assert report.blocks == [] and "No paper table layout fits this study" in report.text
+    assert not any(b.layout for b in report.blocks) and "No paper table layout fits this study" in report.text
     assert "--rows PARAM --cols PARAM --value METRIC" in report.text and "no completed trials" not in report.text

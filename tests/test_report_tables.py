@@ -41,7 +41,7 @@ def test_table3_layout_one_block_per_mode_gpu_count_and_epochs():
     assert pre5.table.loc[256, 2] == "", "a missing cell is missing, not zero"
     assert pre5.table.loc[128, 1] != "0"
     pre10 = blocks[2]
-    assert pre10.table.loc[128, 1] == "40 ± 2.8"  # mean of 38 and 42, sample std 2.83
+    assert pre10.table.loc[128, 1] == "40 ± 2.8 (n=2)"  # mean of 38 and 42, sample std 2.83
     assert pre10.numeric.loc[128, 1] == pytest.approx(40.0)
 
 

@@ -33,8 +33,14 @@ def test_storage_url_precedence_and_bad_urls(monkeypatch, tmp_path):
     # Relative SQLite paths are made absolute, so workers started elsewhere find the same file.
     assert resolve_storage_url("sqlite:///cli.db") == f"sqlite:///{tmp_path}/cli.db"
     assert resolve_storage_url() == f"sqlite:///{tmp_path}/env.db"
-    with pytest.raises(UserInputError, match="is not a database URL"):
+    with pytest.raises(UserInputError, match="uses mongodb, which tornadostudy does not support: use sqlite"):
         resolve_storage_url("mongodb://x")
+    with pytest.raises(UserInputError, match="uses mysql, which tornadostudy does not support"):
+        resolve_storage_url("mysql://u@h/db")
+    with pytest.raises(UserInputError, match="is not a database URL"):
+        resolve_storage_url("study.db")
+    with pytest.raises(UserInputError, match=f"folder {tmp_path}/missing does not exist"):
+        resolve_storage_url("sqlite:///missing/study.db")
 
 
 def test_a_worker_waits_for_a_database_that_refuses_connections_a_command_does_not(monkeypatch, caplog):
@@ -44,7 +50,8 @@ def test_a_worker_waits_for_a_database_that_refuses_connections_a_command_does_n
     with socket.socket() as s:  # a port nothing listens on: connections are refused, as during a restart
         s.bind(("127.0.0.1", 0))
         url = f"postgresql+psycopg2://postgres@127.0.0.1:{s.getsockname()[1]}/db"
-    with pytest.raises(StorageError, match="cannot connect to the study database"):
+    # A command: the user named a server that is not there; the message says where and what to check (exit 2).
+    with pytest.raises(UserInputError, match=r"cannot reach the study database server at 127.0.0.1:\d+ .*check"):
         make_engine(url)
     assert "retrying" not in caplog.text
     monkeypatch.setenv("TORNADOSTUDY_DB_RETRY_S", "1.2")

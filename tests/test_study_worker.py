@@ -205,7 +205,8 @@ def test_tpe_study_spends_exactly_its_budget(study_env):
 
 
 @pytest.mark.slow
-def test_a_stopped_worker_checkpoints_and_the_retry_resumes_at_that_epoch(study_env):
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_a_stopped_worker_checkpoints_and_the_retry_resumes_at_that_epoch(study_env, stop):
     import signal
     import time
 
@@ -220,12 +221,14 @@ def test_a_stopped_worker_checkpoints_and_the_retry_resumes_at_that_epoch(study_
         if runs and len(tracker.metric_history(runs[0].info.run_id, "loss")) >= 5:
             break
         time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, stop))  # SIGINT: Ctrl-C on a worker started by hand
     ((code, _, err),) = wait_all([proc])
     assert code == 143, err[-600:]
+    last = [line for line in err.splitlines() if line.startswith("tornadostudy:")]
+    assert len(last) == 1 and "given back, checkpointed after epoch" in last[0], err[-600:]
     handle, trials, State = _trials(env, spec.name)
     assert [t.state for t in trials] == [State.FAIL]
-    assert trials[0].user_attrs["fail_reason"].startswith("stopped by signal interrupted after epoch")
+    assert trials[0].user_attrs["fail_reason"] == f"worker stopped ({stop})"
     row = handle.cells.rows(spec.name)[0]
     assert (row["state"], row["attempts"]) == ("waiting", 0), "a stopped attempt does not count"
     (first,) = tracker.trial_runs(handle.experiment_id)
@@ -247,6 +250,8 @@ def test_a_stopped_worker_checkpoints_and_the_retry_resumes_at_that_epoch(study_
     parts = ("time_data_s", "time_first_epoch_s", "time_steady_epochs_s", "time_test_s")
     assert metrics["wall_time_s"] == pytest.approx(sum(metrics[p] for p in parts))
     assert not handle.checkpoint_dir(0).exists(), "the checkpoint is removed once the cell is complete"
+    status = study_status(handle)
+    assert (status["retried_cells"], status["rerun_reasons"]) == (1, {f"worker stopped ({stop})": 1})
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ and an exit code. Messages name the thing (file, key, option), the problem and t
 
 __all__ = [
     "DataError",
+    "EnvironmentFault",
     "SpecError",
     "StorageError",
     "TornadoStudyError",
@@ -33,6 +34,14 @@ class SpecError(UserInputError):
 
 class DataError(UserInputError):
     """A data folder or file is missing, malformed or corrupt."""
+
+
+class EnvironmentFault(TornadoStudyError):
+    """The machine a worker runs on lacks what the study needs: a GPU it was told to bind, a prepared data
+    file. Never charged to a cell: the cell goes back as it was and the worker stops (exit code 3), so one bad
+    node cannot fail a study."""
+
+    exit_code = 3
 
 
 class StorageError(TornadoStudyError):

@@ -1,6 +1,7 @@
 """A finished study in a real `mlflow server`, seen through headless Chromium: runs grouped by a param.
 
-Also checks that `report --out` logs the report to the study's parent run. Screenshots go to
+Also checks that `report --out` logs the report to one report run under the study's run, and how the HTML report
+looks. Screenshots go to
 $TORNADOSTUDY_SCREENSHOT_DIR when set (docs/img was made that way), else to the test's folder.
 """
 
@@ -74,14 +75,28 @@ def test_runs_are_grouped_by_a_param_in_the_mlflow_ui(browser, mlflow_server, st
     env = {**env, "MLFLOW_TRACKING_URI": mlflow_server, "CUDA_VISIBLE_DEVICES": "0,1"}
     _run_study(folder, env)
 
-    # The report (tables, figures, HTML) lands in the parent run's artifacts.
-    report = run_cli("report", "sim", "--format", "html", "--out", str(folder / "report"), env=env)
-    assert report.returncode == 0, report.stderr
+    # The report (tables, figures, HTML) lands in one 'report' run under the study's run; a report made again
+    # replaces it, so one set of report artifacts is left.
+    for _ in range(2):
+        report = run_cli("report", "sim", "--format", "html", "--out", str(folder / "report"), env=env)
+        assert report.returncode == 0, report.stderr
     handle = StudyHandle.open("sim", env["TORNADOSTUDY_STORAGE"])
     tracker = Tracker(mlflow_server)
-    logged = tracker.list_artifacts(handle.parent_run_id, "report")
+    (report_run,) = tracker.client.search_runs(
+        [handle.experiment_id], filter_string="tags.`tornadostudy.role` = 'report'"
+    )
+    assert report_run.data.tags["mlflow.parentRunId"] == handle.parent_run_id
+    logged = tracker.list_artifacts(report_run.info.run_id, "report")
     assert "report/report.html" in logged and "report/figures" in logged
-    assert len(tracker.list_artifacts(handle.parent_run_id, "report/figures")) >= 4
+    figures = tracker.list_artifacts(report_run.info.run_id, "report/figures")
+    assert len(figures) >= 4 and len(figures) == len(list((folder / "report" / "figures").glob("*.png")))
+
+    # The HTML report itself, as a browser shows it: the summary (objectives, skill scores) first.
+    browser.get((folder / "report" / "report.html").resolve().as_uri())
+    body = browser.find_element("tag name", "body").text
+    assert body.index("Objectives of the study") < body.index("Summary: configurations by")
+    assert body.index("Summary: configurations by") < body.index("(paper Tables")
+    _shot(browser, tmp_path, "report-html.png")
 
     # The UI re-renders as data arrives: an element found a moment ago may be gone; look again.
     wait = WebDriverWait(
@@ -104,7 +119,7 @@ def test_runs_are_grouped_by_a_param_in_the_mlflow_ui(browser, mlflow_server, st
         return elements[0] if elements else None
 
     browser.get(f"{mlflow_server}/#/experiments/{handle.experiment_id}/runs")
-    wait.until(lambda d: "17 matching runs" in d.find_element(By.TAG_NAME, "body").text)  # 16 trials + study
+    wait.until(lambda d: "18 matching runs" in d.find_element(By.TAG_NAME, "body").text)  # 16 trials, study, report
     for close in browser.find_elements(By.CSS_SELECTOR, "button[aria-label='Close']"):  # side panels
         try:
             if close.is_displayed():

@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-__all__ = ["date", "int_list", "name_list", "positive_int"]
+from tornadostudy.errors import UserInputError
+
+__all__ = [
+    "STORAGE_HELP",
+    "TRACKING_HELP",
+    "check_writable_folder",
+    "date",
+    "int_list",
+    "name_list",
+    "positive_int",
+    "storage_url",
+]
 
 
 def positive_int(text: str) -> int:
@@ -51,3 +62,43 @@ def date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date: use YYYY-MM-DD, e.g. 2015-01-01") from None
+
+
+def check_writable_folder(path, option: str) -> None:
+    """Refuse, before anything is written, a folder that cannot be made or written: one under a regular file,
+    in a read-only place, or on a file system that takes no new entries (checked by making and removing a
+    probe folder in the nearest existing parent)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"{option} {path} is a file, not a folder: choose a folder")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserInputError(f"{option} {path}: {parent} is a file, so no folder can be made under it: choose another")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tornadostudy-probe-", dir=parent))
+    except OSError as exc:
+        raise UserInputError(
+            f"{option} {path}: cannot write in {parent} ({exc.strerror}): choose a folder you can write to"
+        ) from None
+
+
+STORAGE_HELP = "study database URL (default: $TORNADOSTUDY_STORAGE, else sqlite:///tornadostudy.db)"
+TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the study's, else sqlite:///mlflow.db)"
+
+
+def storage_url(args: argparse.Namespace) -> str:
+    """The study database URL (and, since every study command uses one: quiet library loggers)."""
+    from tornadostudy.study.storage import resolve_storage_url
+
+    if not (args.verbose or getattr(args, "debug", False)):
+        from tornadostudy.study.logs import quiet_libraries
+
+        quiet_libraries()
+
+    return resolve_storage_url(args.storage)

@@ -68,7 +68,7 @@ def add_data_commands(sub: argparse._SubParsersAction, common: argparse.Argument
     )
     synth.add_argument("--out", type=Path, required=True, help="folder to create")
     synth.add_argument("--storms", type=positive_int, default=121_137, help="number of storms (default: full size)")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="random seed: the same seed makes the same storms")
     synth.add_argument("--files", type=positive_int, default=None, help="number of files (default: min(100, storms))")
     synth.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     synth.set_defaults(handler=_cmd_data_synth)
@@ -79,7 +79,7 @@ def add_data_commands(sub: argparse._SubParsersAction, common: argparse.Argument
     prep.add_argument("--source", type=Path, required=True, help="folder of NCARSTORM_*.nc files")
     prep.add_argument("--out", type=Path, required=True, help="folder to create")
     prep.add_argument("--multipliers", type=int_list(1), default=(1, 2, 4), help="data multipliers k (default 1,2,4)")
-    prep.add_argument("--seed", type=int, default=0)
+    prep.add_argument("--seed", type=int, default=0, help="random seed of balancing and augmentation (default 0)")
     prep.add_argument(
         "--balance",
         choices=("none", "oversample", "paper"),
@@ -121,6 +121,6 @@ def add_data_commands(sub: argparse._SubParsersAction, common: argparse.Argument
     prep.set_defaults(handler=_cmd_data_prepare)
 
     info = data_sub.add_parser("info", parents=[common], help="describe a raw or prepared data folder")
-    info.add_argument("folder", type=Path)
+    info.add_argument("folder", type=Path, help="a folder of patch files or a prepared folder")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(handler=_cmd_data_info)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from tornadostudy.cli.data import add_data_commands
+from tornadostudy.cli.results import add_result_commands
 from tornadostudy.cli.study import add_study_commands
 from tornadostudy.errors import TornadoStudyError, UserInputError
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     add_study_commands(sub, common)
+    add_result_commands(sub, common)
     add_data_commands(sub, common)
     return parser
 

@@ -13,7 +13,15 @@ from tornadostudy.errors import UserInputError
 from tornadostudy.study.handle import StudyHandle
 from tornadostudy.study.jobs import JobTable
 
-__all__ = ["SubmitOptions", "SubmittedJob", "gpu_counts", "job_status", "plan_jobs", "submit_study"]
+__all__ = [
+    "SubmitOptions",
+    "SubmittedJob",
+    "gpu_counts",
+    "job_status",
+    "plan_jobs",
+    "reachability_warnings",
+    "submit_study",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,26 @@ class SubmittedJob:
     gpus: int
     script: str
     job_id: str | None = None
+
+
+def reachability_warnings(storage_url: str, tracking_uri: str | None) -> list[str]:
+    """What array tasks on other nodes may not reach: a SQLite file (one machine's disk, and SQLite's locks
+    do not hold over NFS) or a server on localhost (each node's own)."""
+    from urllib.parse import urlsplit
+
+    warnings = []
+    for what, url in (("study database", storage_url), ("MLflow tracking URI", tracking_uri or "")):
+        if url.startswith("sqlite") or url.startswith("file:") or (url and "://" not in url):
+            warnings.append(
+                f"the {what} is a local file ({url.split('?')[0]}): tasks on other nodes cannot share it; "
+                "use a PostgreSQL server" + (" or an MLflow server" if what.startswith("MLflow") else "")
+            )
+        elif "://" in url and (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1"):
+            warnings.append(
+                f"the {what} names {urlsplit(url).hostname}: on a compute node that is the node itself, not this "
+                "machine; use the server's host name"
+            )
+    return warnings
 
 
 def gpu_counts(handle: StudyHandle) -> list[int]:

@@ -47,6 +47,11 @@ class PreparedData:
     def open(cls, folder: Path) -> PreparedData:
         folder = Path(folder)
         path = folder / MANIFEST_NAME
+        if not folder.is_dir():
+            raise DataError(
+                f"data folder {folder} does not exist: check the spec's [data] folder, or make it with "
+                "'tornadostudy data prepare'"
+            )
         if not path.is_file():
             raise DataError(
                 f"{folder}: no {MANIFEST_NAME}: this is not a prepared folder; run 'tornadostudy data prepare'"
@@ -61,6 +66,31 @@ class PreparedData:
                 f"tornadostudy-prepared v{FORMAT_VERSION}: prepare the folder again with this version"
             )
         return cls(folder, manifest)
+
+    def files(self) -> dict[str, int]:
+        """Every array file the manifest names, with the rows it must hold."""
+        m = self.manifest
+        files = {"train_x.npy": m["counts"]["train"], "train_y.npy": m["counts"]["train"]}
+        for entry in [*m["train_sets"].values(), m["test"]]:
+            files[entry["x"]] = files[entry["y"]] = int(entry["size"])
+        return files
+
+    def verify(self) -> None:
+        """Check that every file the manifest names is there, whole (its rows as the manifest says, its size
+        what its header promises): a worker checks before it claims, so a missing file fails no cell."""
+        for name, rows in self.files().items():
+            path = self.root / name
+            try:
+                found = len(np.load(path, mmap_mode="r"))  # reads the header; a truncated file fails to map
+            except FileNotFoundError:
+                raise DataError(
+                    f"{path} is missing (the manifest lists it): prepare the folder again with "
+                    "'tornadostudy data prepare', or copy the file back"
+                ) from None
+            except (OSError, ValueError) as exc:
+                raise DataError(f"{path} is damaged ({exc}): prepare the folder again") from None
+            if found != rows:
+                raise DataError(f"{path} has {found} rows, the manifest says {rows}: prepare the folder again")
 
     @property
     def multipliers(self) -> tuple[int, ...]:

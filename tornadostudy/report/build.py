@@ -13,6 +13,8 @@ from typing import Any
 from tornadostudy.errors import TrackingError, UserInputError
 from tornadostudy.report.formats import FORMATS, render
 from tornadostudy.report.plots import Figures, make_figures
+from tornadostudy.report.search import best_trials_block, search_figures
+from tornadostudy.report.summary import summary
 from tornadostudy.report.tables import (
     LOWER_IS_BETTER,
     TIME_TO_TARGET,
@@ -49,6 +51,9 @@ class ReportOptions:
     plots: bool = True
     pivot: Pivot | None = None
     paper: bool = False  # the paper's value beside each cell of the paper layouts
+    objectives: tuple[tuple[str, str], ...] = ()  # the study's (metric, direction), first the main one
+    sampler: str = "grid"  # tpe/random: best trials, history, importances, slices instead of grid tables
+    importances: dict[str, float] | None = None  # of the first objective (study side: optuna.importance)
 
     @property
     def draws_figures(self) -> bool:
@@ -112,8 +117,20 @@ def build_report(
         records = add_time_to_target(records, opts.skill, target)
         fastest = fastest_reaching(records, params, opts.skill, target)
         notes += _skill_notes(fastest, params, opts.skill, target, opts.target is not None)
-    blocks = paper_blocks(records, opts.metrics) + augmentation_ratio_blocks(records, params)
-    if opts.paper and records:
+    head, summary_notes = summary(records, params, opts.objectives)
+    notes = summary_notes + notes
+    searched = opts.sampler != "grid"
+    if searched:
+        blocks = head + best_trials_block(records, params, opts.objectives)
+    else:
+        grid = paper_blocks(records, opts.metrics, opts.skill, params, opts.paper)
+        if records and not grid:
+            notes.append(
+                "No paper table layout fits this study: none of batch_size, data_multiplier, epochs, num_gpus "
+                "varies. Use a pivot: --rows PARAM --cols PARAM --value METRIC."
+            )
+        blocks = head + grid + augmentation_ratio_blocks(records, params)
+    if opts.paper and records and not searched:
         from tornadostudy.report.beside_paper import LAYOUT_TABLES, beside_paper, setup_notes
 
         blocks = [beside_paper(b, b.layout) if b.layout in LAYOUT_TABLES else b for b in blocks]
@@ -122,6 +139,8 @@ def build_report(
     with tempfile.TemporaryDirectory(prefix="tornadostudy-report-") as scratch:
         if opts.draws_figures and records:
             folder = (opts.out / "figures") if opts.out else Path(scratch)
+            for stale in folder.glob("*.png") if folder.is_dir() else []:
+                stale.unlink()  # figures of an earlier report that this one may not draw again
             report.figures = make_figures(
                 records,
                 params,
@@ -131,16 +150,12 @@ def build_report(
                 read_curve=read_curve,
                 fastest=fastest,
                 paper=opts.paper,
+                grid=not searched,
             )
+            if searched:
+                search_figures(records, params, opts.objectives, opts.importances, folder, report.figures)
             notes += [f"Figure not drawn — {why}." for why in report.figures.skipped]
-        empty = (
-            "(no completed trials yet)"
-            if not records
-            else (
-                "No paper table layout fits this study: none of batch_size, data_multiplier, epochs, num_gpus varies. "
-                "Use a pivot: --rows PARAM --cols PARAM --value METRIC."
-            )
-        )
+        empty = "(no completed trials yet)"
         report.text = render(blocks, opts.fmt, heading, plots=report.figures.made, notes=notes, empty=empty)
     if opts.out is not None:
         opts.out.mkdir(parents=True, exist_ok=True)
@@ -150,13 +165,14 @@ def build_report(
     return report
 
 
-def log_report(tracker, run_id: str | None, folder: Path) -> str:
-    """Upload the report folder as artifacts ``report/`` of the study's parent run; a line saying what happened."""
-    if not run_id:
+def log_report(tracker, experiment_id: str | None, parent_run_id: str | None, folder: Path, files: list[Path]) -> str:
+    """Log the report's files as the artifacts ``report/`` of the study's report run (a child of the study run),
+    replacing an earlier report's: the experiment holds one set. A line saying what happened."""
+    if not experiment_id or not parent_run_id:
         return "report not logged to MLflow: the study has no parent run"
     try:
-        tracker.log_artifacts(run_id, str(folder), "report")
+        run_id = tracker.replace_report_run(experiment_id, parent_run_id, folder, files)
     except TrackingError as exc:
         log.warning("could not log the report to MLflow: %s", exc)
         return f"report not logged to MLflow ({str(exc)[:160]}); run the same command again to retry"
-    return f"report logged to MLflow run {run_id} (artifacts: report/)"
+    return f"report logged to MLflow run {run_id} ('report', under the study's run; artifacts: report/)"

@@ -128,18 +128,28 @@ def render(
     notes: list[str] | None = None,
     empty: str = _EMPTY,
 ) -> str:
-    """The whole report as text. Only HTML embeds ``plots`` (caption, PNG path); the others list no images.
-    ``empty`` is what stands where the tables would be when there are none."""
+    """The whole report as text. HTML embeds ``plots`` (caption, PNG path); Markdown and LaTeX refer to them
+    as ``figures/<name>.png`` beside the report file. ``empty`` is what stands where the tables would be when
+    there are none."""
     if fmt not in FORMATS:
         raise UserInputError(f"--format {fmt!r} is not valid: use one of {', '.join(FORMATS)}")
     notes = notes or []
+    plots = plots or []
     if fmt == "html":
-        return _html(blocks, heading or "tornadostudy report", plots or [], notes, empty)
+        return _html(blocks, heading or "tornadostudy report", plots, notes, empty)
     if fmt == "md":
         head = (f"## {heading}\n\n" if heading else "") + "".join(f"{n}\n\n" for n in notes)
-        return head + ("\n\n".join(_markdown(b) for b in blocks) if blocks else empty) + "\n"
+        figures = "".join(f"![{c}](figures/{Path(p).name})\n\n*{c}*\n\n" for c, p in plots)
+        body = "\n\n".join(_markdown(b) for b in blocks) if blocks else empty
+        return head + body + "\n" + (f"\n### Figures\n\n{figures}" if figures else "")
     if fmt == "latex":
         head = (f"% {heading}\n" if heading else "") + "".join(f"% {n}\n" for n in notes)
         body = "\n\n".join(_latex(b) for b in blocks) if blocks else f"% {empty}"
-        return head + "% needs \\usepackage{booktabs}\n" + body + "\n"
+        figures = "".join(
+            "\\begin{figure}[ht]\\centering\\includegraphics[width=\\linewidth]"
+            f"{{figures/{Path(p).name}}}\\caption{{{_tex(c)}}}\\end{{figure}}\n"
+            for c, p in plots
+        )
+        needs = "% needs \\usepackage{booktabs}" + (" and \\usepackage{graphicx}" if figures else "") + "\n"
+        return head + needs + body + "\n" + (f"\n{figures}" if figures else "")
     return ("\n\n".join(_csv(b) for b in blocks) + "\n") if blocks else empty + "\n"

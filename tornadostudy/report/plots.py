@@ -275,6 +275,7 @@ def make_figures(
     read_curve: CurveReader | None = None,
     fastest: dict[str, Any] | None = None,
     paper: bool = False,
+    grid: bool = True,
 ) -> Figures:
     """Write every figure the study's dimensions allow into ``out``. ``fastest``: the configuration
     :func:`fastest_reaching` found, when the caller has it already."""
@@ -287,6 +288,11 @@ def make_figures(
         return figures
     out.mkdir(parents=True, exist_ok=True)
     params = [p for p in params if p in df.columns]
+    if not grid:  # a TPE/random study: no two trials share a configuration to slice the paper's way
+        if fastest is None:
+            fastest = fastest_reaching(records, params, skill, target)
+        _pareto(records, params, skill, target, fastest, out, figures)
+        return figures
     for group in ("num_gpus", "batch_size"):
         _curves(df, params, group, curve_metric, read_curve, out, figures)
     if {"batch_size", "data_multiplier"} <= set(df.columns):

@@ -31,7 +31,10 @@ __all__ = [
 AGGREGATES = ("mean", "median", "min", "max")
 TIME_TO_TARGET = "time_to_target_s"
 # Metrics where a smaller value is the better forecast (the rest: larger is better).
-LOWER_IS_BETTER = frozenset({"test_far", "test_brier", "test_loss", "train_loss", "wall_time_s", TIME_TO_TARGET})
+LOWER_IS_BETTER = frozenset(
+    {"test_far", "test_brier", "test_loss", "train_loss", "wall_time_s", TIME_TO_TARGET}
+    | {f"time_{part}_s" for part in ("data", "first_epoch", "steady_epochs", "eval", "test")}
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ METRIC_NAMES = {
     "test_csi": "Test CSI",
     "test_pod": "Test POD",
     "test_far": "Test FAR",
+    "test_bss": "Test Brier skill score",
     TIME_TO_TARGET: "Time to target skill (s)",
 }
 
@@ -83,8 +87,9 @@ def _frame(records: list[dict[str, Any]]):
 
 
 def _fmt(value: float, std: float, count: int) -> str:
+    """A cell's value; the mean of repeats says how many (``n``) and their spread."""
     text = f"{value:.4g}"
-    return f"{text} ± {std:.2g}" if count > 1 and std == std else text
+    return f"{text} ± {std:.2g} (n={count})" if count > 1 and std == std else text
 
 
 def pivot_blocks(
@@ -144,12 +149,20 @@ def _varies(df, column: str) -> bool:
     return column in df.columns and df[column].nunique(dropna=True) > 1
 
 
-def paper_blocks(records: list[dict[str, Any]], metrics: tuple[str, ...] | None = None) -> list[Block]:
+def paper_blocks(
+    records: list[dict[str, Any]],
+    metrics: tuple[str, ...] | None = None,
+    skill: str = "test_accuracy",
+    params: list[str] | None = None,
+    paper: bool = False,
+) -> list[Block]:
     """Every paper layout whose dimensions the study has.
 
     A layout is shown when both of its axes vary in the study; if none does, those where one axis
-    varies (a study of batch sizes alone still gets its table). ``metrics`` replaces the paper's
-    choice of value (wall time, test accuracy) in every layout.
+    varies (a study of batch sizes alone still gets its table). ``metrics`` replaces the default value of
+    every layout: wall time, and in Tables 8–9 the study's ``skill`` (test accuracy as well beside the paper).
+    A table only averages trials that differ in nothing but its axes: any other parameter of ``params`` that
+    varies gets tables of its own.
     """
     df = _frame(records)
     if df.empty:
@@ -167,14 +180,18 @@ def paper_blocks(records: list[dict[str, Any]], metrics: tuple[str, ...] | None 
     chosen = both or [lay for lay in usable if _varies(df, lay.rows) or _varies(df, lay.cols)]
     blocks = []
     for layout in chosen:
-        for value in metrics or DEFAULT_LAYOUT_METRICS[layout.name]:
+        defaults = DEFAULT_LAYOUT_METRICS[layout.name]
+        if "test_accuracy" in defaults:
+            defaults = tuple(dict.fromkeys([skill, *(["test_accuracy"] if paper else []), "wall_time_s"]))
+        held = (layout.rows, layout.cols, *layout.by)
+        by = (*layout.by, *(p for p in params or () if p not in held and p != "repeat" and _varies(df, p)))
+        for value in metrics or defaults:
             if value not in df.columns:
                 continue
             name = METRIC_NAMES.get(value, value)
             title = f"{name}, {layout.rows} × {layout.cols} (paper {layout.name})"
             blocks += [
-                replace(b, layout=layout.name)
-                for b in _pivot(df, layout.rows, layout.cols, value, layout.by, "mean", title)
+                replace(b, layout=layout.name) for b in _pivot(df, layout.rows, layout.cols, value, by, "mean", title)
             ]
     return blocks
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 from tornadostudy.study.handle import StudyHandle
@@ -28,9 +29,21 @@ def study_status(handle: StudyHandle) -> dict[str, Any]:
     ]
     eta = None
     remaining = counts["waiting"] + counts["running"]
-    if durations and remaining:
+    if durations and remaining and counts["running"]:
         # Cells left × mean cell time, spread over the workers running now (at least one).
-        eta = remaining * (sum(durations) / len(durations)) / max(counts["running"], 1)
+        eta = remaining * (sum(durations) / len(durations)) / counts["running"]
+    # Every cell that ran more than once, whatever the reason (a failure, a stop, a lost worker), and why.
+    trials_per_cell = Counter(t.user_attrs.get("cell") for t in trials if "cell" in t.user_attrs)
+    rerun = {r["cell"] for r in rows if r["attempts"] > 1} | {c for c, n in trials_per_cell.items() if n > 1}
+    rerun_reasons = Counter(
+        _short(t.user_attrs.get("fail_reason", "unknown"))
+        for t in trials
+        if t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("cell") in rerun
+    )
+    failed_by_reason: dict[str, list[int]] = defaultdict(list)
+    for r in sorted(rows, key=lambda r: r["cell"]):
+        if r["state"] == "failed":
+            failed_by_reason[_short(r["last_error"] or "unknown")].append(r["cell"])
     return {
         "study": handle.name,
         "sampler": handle.spec.sampler,
@@ -41,10 +54,19 @@ def study_status(handle: StudyHandle) -> dict[str, Any]:
         "waiting": counts["waiting"],
         "duplicates": duplicates,
         "trials": dict(sorted(by_state.items())),
-        "retried_cells": sum(1 for r in rows if r["attempts"] > 1),
+        "retried_cells": len(rerun),
+        "rerun_reasons": dict(rerun_reasons.most_common()),
+        "failed_by_reason": dict(sorted(failed_by_reason.items(), key=lambda kv: -len(kv[1]))),
         "eta_s": eta,
         "checked_at": time.time(),
     }
+
+
+def _short(reason: str) -> str:
+    """A reason, shortened and without the worker's id, so that the same cause groups together."""
+    reason = re.sub(r"worker \S+ lost", "worker lost", str(reason))
+    reason = re.sub(r"on worker \S+:", "on a worker:", reason)
+    return reason.splitlines()[0][:160] if reason else "unknown"
 
 
 def progress_bar(done: int, total: int, width: int = 30) -> str:
@@ -55,13 +77,22 @@ def progress_bar(done: int, total: int, width: int = 30) -> str:
 def format_status(status: dict[str, Any]) -> str:
     eta = status["eta_s"]
     eta_text = "-" if eta is None else (f"{eta:.0f}s" if eta < 120 else f"{eta / 60:.0f}min")
+    if eta is None and status["running"] == 0 and status["waiting"]:
+        eta_text = "- (no worker is running)"
+    reruns = ", ".join(f"{n}x {reason}" for reason, n in status.get("rerun_reasons", {}).items())
+    by_reason = status["failed_by_reason"].items()
+    failed = [f"    {len(cells)}x {why} (cells {_cell_list(cells)})" for why, cells in by_reason]
+    if failed:
+        failed.insert(0, f"  failed cells by reason (put back with 'tornadostudy retry {status['study']} --failed'):")
     trials = ", ".join(f"{k} {v}" for k, v in status["trials"].items()) or "none yet"
     return "\n".join(
         [
             f"study {status['study']} ({status['sampler']}): {progress_bar(status['complete'], status['total_cells'])}",
             f"  cells      complete {status['complete']}, running {status['running']}, waiting {status['waiting']}, "
             f"failed {status['failed']} (of {status['total_cells']})",
-            f"  trials     {trials}; cells retried {status['retried_cells']}",
+            f"  trials     {trials}",
+            f"  re-run     {status['retried_cells']} cell(s) ran more than once" + (f": {reruns}" if reruns else ""),
+            *failed,
             f"  duplicates {status['duplicates']}",
             f"  ETA        {eta_text}",
             *(
@@ -72,3 +103,8 @@ def format_status(status: dict[str, Any]) -> str:
             *([f"  slurm      {status['slurm_error']}"] if status.get("slurm_error") else []),
         ]
     )
+
+
+def _cell_list(cells: list[int], most: int = 12) -> str:
+    shown = ", ".join(map(str, cells[:most]))
+    return shown + (f", ... ({len(cells)} in all)" if len(cells) > most else "")

@@ -27,11 +27,21 @@ DEFAULT_STORAGE = "sqlite:///tornadostudy.db"
 def resolve_storage_url(cli: str | None = None) -> str:
     """``--storage`` > ``TORNADOSTUDY_STORAGE`` > ``sqlite:///tornadostudy.db`` (in the current folder)."""
     url = cli or os.environ.get("TORNADOSTUDY_STORAGE") or DEFAULT_STORAGE
-    if not url.startswith(("sqlite:", "postgresql", "postgres:", "mysql")):
+    if not url.startswith(("sqlite:", "postgresql", "postgres:")):
+        scheme = url.split(":", 1)[0] if "://" in url else None
+        what = f"uses {scheme}, which tornadostudy does not support" if scheme else "is not a database URL"
         raise UserInputError(
-            f"storage URL {mask_url(url)!r} is not a database URL: use sqlite:///study.db or postgresql://user@host/db"
+            f"storage URL {mask_url(url)!r} {what}: use sqlite:///study.db (one machine) or "
+            "postgresql://user@host/db (a cluster)"
         )
-    return normalize_db_url(url)
+    url = normalize_db_url(url)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        folder = os.path.dirname(url[len("sqlite:///") :].split("?")[0])
+        if folder and not os.path.isdir(folder):
+            raise UserInputError(
+                f"storage URL {mask_url(url)!r}: folder {folder} does not exist: create it or choose another path"
+            )
+    return url
 
 
 def db_pool_size() -> int:
@@ -136,8 +146,34 @@ def make_engine(url: str, must_exist: bool = False, wait: bool = False):
         else:
             check()
     except sa.exc.OperationalError as exc:
-        raise StorageError(f"cannot connect to the study database {mask_url(url)}: {_reason(exc)}") from None
+        if wait:
+            raise StorageError(f"cannot connect to the study database {mask_url(url)}: {_reason(exc)}") from None
+        raise UserInputError(_connect_hint(url, _reason(exc))) from None
     return engine
+
+
+def _connect_hint(url: str, reason: str) -> str:
+    """What a user can do about a database that refused a command's connection."""
+    from urllib.parse import urlsplit
+
+    where = mask_url(url)
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    low = reason.lower()
+    if "does not exist" in low and "database" in low:
+        return (
+            f"the study database {name!r} does not exist on {parts.hostname}: create it once with "
+            f"'createdb -h {parts.hostname} -p {parts.port or 5432} -U {parts.username or 'postgres'} {name}' "
+            f"(or CREATE DATABASE {name}), then run the command again"
+        )
+    if "password" in low or "authentication" in low:
+        return f"the study database {where} refused the login ({reason}): check the user and password in --storage"
+    if url.startswith("sqlite"):
+        return f"cannot open the study database {where} ({reason}): check the path and its permissions"
+    return (
+        f"cannot reach the study database server at {parts.hostname}:{parts.port or 5432} ({reason}): check the "
+        "host and port in --storage and that PostgreSQL runs there"
+    )
 
 
 def optuna_storage(url: str, *, tables_exist: bool = False, wait: bool = False):

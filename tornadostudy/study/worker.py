@@ -14,20 +14,28 @@ import logging
 import math
 import os
 import random
-import signal
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tornadostudy.errors import TrackingError, TrainingError
-from tornadostudy.spec import Range, StudySpec
+from tornadostudy.errors import EnvironmentFault, TrackingError, TrainingError
 from tornadostudy.study import records
+from tornadostudy.study.claiming import nothing_to_do, start_trial
 from tornadostudy.study.costs import CostRefiner
-from tornadostudy.study.handle import StudyHandle, make_sampler
+from tornadostudy.study.handle import StudyHandle
 from tornadostudy.study.identity import cpu_description, package_versions, worker_id
 from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers, stale_after_s
+from tornadostudy.study.stopping import (
+    IN_TRIAL,
+    STOP_REQUESTED,
+    FailureStreak,
+    WorkerStopped,
+    install_stop_handlers,
+    max_failures_in_a_row,
+    restore_handlers,
+    stop_signal,
+)
 from tornadostudy.study.storage import retrying
 from tornadostudy.tracking import Tracker, resolve_tracking_uri, trial_run_key
 from tornadostudy.tracking.spool import Spool
@@ -56,24 +64,7 @@ class WorkerSummary:
     worker: str
     completed: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
-
-
-def _suggest(trial, spec: StudySpec) -> dict[str, Any]:
-    params = dict(spec.constants)
-    for name, space in sorted(spec.search.items()):
-        if isinstance(space, Range):
-            if space.is_int:
-                params[name] = trial.suggest_int(name, space.low, space.high, log=space.log, step=space.step or 1)
-            else:
-                params[name] = trial.suggest_float(name, space.low, space.high, log=space.log, step=space.step)
-        else:
-            params[name] = trial.suggest_categorical(name, list(space))
-    return params
-
-
-# Set by SIGTERM/SIGUSR1 while a trial trains: the trainer checkpoints at its next batch boundary.
-_STOP_REQUESTED = threading.Event()
-_IN_TRIAL = threading.Event()
+    note: str = ""  # why the worker found nothing to do, if it did not
 
 
 class _TrialProgress(TrialCallbacks):
@@ -81,12 +72,14 @@ class _TrialProgress(TrialCallbacks):
 
     def __init__(self, worker: Worker, cell: int, run: str, heartbeat: Heartbeat) -> None:
         self.worker, self.cell, self.run, self.heartbeat = worker, cell, run, heartbeat
+        self.epochs = 0
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.epochs += 1
         self.worker.tracker.log_metrics(self.run, metrics, step=epoch)
 
     def should_stop(self) -> bool:
-        return _STOP_REQUESTED.is_set() or self.heartbeat.lost.is_set()
+        return STOP_REQUESTED.is_set() or self.heartbeat.lost.is_set()
 
     def may_checkpoint(self) -> bool:
         return not self.heartbeat.lost.is_set()
@@ -105,13 +98,20 @@ class Worker:
         self.handle = StudyHandle.open(opts.study, opts.storage_url, wait=True)
         self.spec = self.handle.spec
         self.costs = CostRefiner(self.handle.cells, self.spec.name) if self.spec.sampler == "grid" else None
+        self.streak = FailureStreak(max_failures_in_a_row())
+        self._progress: _TrialProgress | None = None
+        self.nothing_to_do = nothing_to_do(self.handle, opts.gpus)
+        self.trainer = None
+        if not self.nothing_to_do:
+            self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
+            # What this worker needs, checked before it claims: a missing GPU or data file charges no cell.
+            self.trainer.check_environment(opts.gpus)
         uri = resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri)
         # Every tracking call of a worker is retried (run creation) or spooled (writes) here; writes are
         # delivered by a background thread, so no epoch and no trial's end waits for MLflow.
         self.tracker = Tracker(
             uri, spool=Spool.for_this_process(uri=uri), own_retries=True, alive_every_s=heartbeat_s()
         )
-        self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
         self.tags = {
             "study": self.spec.name,
             "sampler": self.spec.sampler,
@@ -129,46 +129,13 @@ class Worker:
 
     # --- one trial -------------------------------------------------------------------------------
     def _start_trial(self, claim, summary: WorkerSummary) -> tuple[int, int, dict[str, Any]] | None:
-        """Create the Optuna trial for a claimed cell (grid) or slot (TPE/random) and record it on the cell:
-        (trial_id, number, params), or None when the cell was handed on meanwhile (presumed lost)."""
-        cells, storage = self.handle.cells, self.handle.storage
-        # "worker" before "cell": a trial that names its cell always names its owner (the reaper relies on it).
-        attrs = {"worker": self.id, "attempt": claim.attempt, "cell": claim.cell}
-        if self.spec.sampler == "grid":
-            params = claim.params
-            searched = {k: params[k] for k in self.spec.grid}
-            # The system attributes are what GridSampler itself records, so it sees this grid point as taken.
-            started = retrying(
-                lambda: records.start_trial(
-                    storage,
-                    cells,
-                    self.handle.study_id,
-                    searched,
-                    self.spec.grid,
-                    attrs,
-                    {"grid_id": claim.cell, "search_space": self.spec.grid},
-                    hold=(self.spec.name, claim.cell, self.id),
-                ),
-                what="create the trial",
-            )
-            if started is None:
-                return None
-            self.handle.remember_trial(started[1], started[0])
-            return *started, params
-        study = self.handle.study  # TPE and random: Optuna's sampler decides, through Optuna's storage
-        study.sampler = make_sampler(self.spec, slot=claim.cell * 1000 + claim.attempt)
-        trial = retrying(study.ask, what="ask for a trial")
-        trial_id = retrying(lambda: self.handle.trial_id(trial.number), what="look up the trial")
-        for key, value in attrs.items():
-            retrying(lambda k=key, v=value: trial.set_user_attr(k, v), what="label the trial")
-        params = retrying(lambda: _suggest(trial, self.spec), what="sample the trial's parameters")
-        if not retrying(
-            lambda: records.record_trial(storage, cells, self.spec.name, claim.cell, self.id, trial_id, trial.number),
-            what="record the trial",
-        ):
-            self._discard(trial.number, None, summary)
+        """The claimed cell's trial (trial_id, number, params), or None when the cell was handed on meanwhile."""
+        attrs = {"worker": self.id, "attempt": claim.attempt, "cell": claim.cell, "gpu_ids": self.tags["gpu_ids"]}
+        started = start_trial(self.handle, self.id, claim, attrs)
+        if isinstance(started, int):  # a TPE/random trial made, but its cell was handed on before it was recorded
+            self._discard(started, None, summary)
             return None
-        return trial_id, trial.number, params
+        return started
 
     def run_one(self, claim, summary: WorkerSummary) -> None:
         beat = functools.partial(self.handle.cells.heartbeat, self.spec.name, claim.cell, self.id)
@@ -245,7 +212,7 @@ class Worker:
         heartbeat.finish()
         self.tracker.log_final(
             run,
-            {k: v for k, v in metrics.items() if math.isfinite(v)},
+            metrics,  # an undefined score (NaN) is logged as NaN: every run has the same metrics
             {f"info.{k}": v for k, v in result.info.items()},
         )
         # The cell is the commit point of exactly-once: only the worker still holding it may complete it, and the
@@ -272,6 +239,7 @@ class Worker:
         self.tracker.end_run(run, "FINISHED")
         clear_checkpoint(checkpoint)
         summary.completed.append(number)
+        self.streak.trial_ended(False, self._progress.epochs)
         log.info("trial %d complete: %s", number, {o.metric: metrics[o.metric] for o in self.spec.objectives})
 
     def _discard(self, number: int, run: str | None, summary: WorkerSummary) -> None:
@@ -285,45 +253,58 @@ class Worker:
         summary.failed.append(number)
 
     def _train(self, trial_params, claim, run: str, context: TrialContext, number: int, heartbeat: Heartbeat):
-        """Train; if the worker is stopped (SIGTERM, Ctrl-C) or crashes meanwhile, close the trial, its run
-        and its cell before the exception goes on, so nothing is left looking alive. A trial whose cell was
-        handed on meanwhile stops at a batch boundary and raises _HandedOn."""
-        _IN_TRIAL.set()
+        """Train; if the worker is stopped (a signal), meets an environment fault or crashes meanwhile, close the
+        trial, its run and its cell before the exception goes on, so nothing is left looking alive. A trial
+        whose cell was handed on meanwhile stops at a batch boundary and raises _HandedOn."""
+        progress = _TrialProgress(self, claim.cell, run, heartbeat)
+        self._progress = progress
+        IN_TRIAL.set()
         try:
-            return self.trainer.train(trial_params, _TrialProgress(self, claim.cell, run, heartbeat), context)
+            return self.trainer.train(trial_params, progress, context)
         except TrainingError:
             raise
         except TrialInterrupted as exc:
             heartbeat.finish()
             if heartbeat.lost.is_set():
                 raise _HandedOn from None
-            self._abandon(number, claim, run, WorkerStopped(f"stopped by signal {exc}"))
-            raise WorkerStopped(str(exc)) from None
+            kept = f"checkpointed after epoch {exc.epoch}" if exc.checkpointed else "no checkpoint"
+            stopped = WorkerStopped(
+                f"{stop_signal() or 'a stop request'}: trial {number} (cell {claim.cell}) "
+                f"given back, {kept}; the next worker resumes it"
+            )
+            self._abandon(number, claim, run, stopped)
+            raise stopped from None
         except BaseException as exc:
             heartbeat.finish()
             self._abandon(number, claim, run, exc)
             raise
         finally:
-            _IN_TRIAL.clear()
+            IN_TRIAL.clear()
 
     def _abandon(self, number: int, claim, run: str, exc: BaseException) -> None:
-        stopped = isinstance(exc, (KeyboardInterrupt, WorkerStopped))
-        reason = (
-            (str(exc) if isinstance(exc, WorkerStopped) and str(exc) else "worker stopped")
-            if stopped
-            else (f"worker error: {type(exc).__name__}: {exc}")
-        )
-        log.warning("trial %d abandoned (%s); giving cell %d back", number, reason, claim.cell)
+        """Close a trial that did not end on its own. Stopped (a signal) or an environment fault: the cell goes
+        back uncharged and the run ends KILLED; a crash of the worker itself: the attempt counts, FAILED."""
+        uncharged = isinstance(exc, (KeyboardInterrupt, WorkerStopped, EnvironmentFault))
+        if isinstance(exc, WorkerStopped):
+            reason = f"worker stopped ({stop_signal() or 'stop request'})"
+        elif isinstance(exc, EnvironmentFault):
+            reason = f"environment fault on worker {self.id}: {exc}"
+        elif isinstance(exc, KeyboardInterrupt):
+            reason = "worker interrupted"
+        else:
+            reason = f"worker error: {type(exc).__name__}: {exc}"
+        # The reason of a stop or an environment fault is the worker's last line; a crash is worth a warning here.
+        say = log.info if uncharged else log.warning
+        say("trial %d stopped (%s); cell %d given back", number, reason, claim.cell)
         steps = (
             lambda: self._close_failed(number, {"fail_reason": reason}),
-            # A stopped attempt (preemption, scancel) is not the cell's fault and does not count.
             lambda: (
                 self.handle.cells.release(self.spec.name, claim.cell, self.id, reason)
-                if stopped
+                if uncharged
                 else self.handle.cells.fail(self.spec.name, claim.cell, self.id, reason, True, self.spec.max_attempts)
             ),
             lambda: self.tracker.set_tags(run, {"fail_reason": reason[:4000]}),
-            lambda: self.tracker.end_run(run, "KILLED" if stopped else "FAILED"),
+            lambda: self.tracker.end_run(run, "KILLED" if uncharged else "FAILED"),
         )
         for step in steps:  # best effort: one failing step must not hide the others or the original error
             try:
@@ -344,6 +325,7 @@ class Worker:
         except TrackingError as tracking_exc:
             log.warning("could not close MLflow run %s: %s", run, tracking_exc)
         summary.failed.append(number)
+        self.streak.trial_ended(True, self._progress.epochs if self._progress else 0, f"{exc.kind}: {reason}")
 
     def _close_failed(self, number: int, attrs: dict[str, str]) -> None:
         """Mark the trial FAIL with ``attrs`` (why), in one transaction, for every sampler (GridSampler's
@@ -356,12 +338,15 @@ class Worker:
 
     # --- the loop --------------------------------------------------------------------------------
     def run(self) -> WorkerSummary:
-        summary = WorkerSummary(self.id)
+        summary = WorkerSummary(self.id, note=self.nothing_to_do)
+        if self.nothing_to_do:
+            self._drain_spool(wait_s=0.0)
+            return summary
         stopped = idle = False
         try:
             while self.opts.max_trials is None or len(summary.completed) + len(summary.failed) < self.opts.max_trials:
-                if _STOP_REQUESTED.is_set():
-                    raise WorkerStopped("signal received between trials")
+                if STOP_REQUESTED.is_set():
+                    raise WorkerStopped(f"{stop_signal()}, between trials")
                 self._reap(force=False)
                 if self.costs is not None:
                     self.costs.maybe_refit()
@@ -417,30 +402,19 @@ class Worker:
             )
 
 
-class WorkerStopped(BaseException):
-    """Raised in the worker when SLURM (or a user) sends SIGTERM: unwinds the current trial cleanly."""
-
-
 def idle_poll_s() -> float:
     """How often a worker with nothing to claim looks again while other workers' cells run."""
     return float(os.environ.get("TORNADOSTUDY_IDLE_POLL_S", min(heartbeat_s(), 10.0)))
 
 
-def _raise_stopped(signum, _frame):
-    name = signal.Signals(signum).name
-    if _IN_TRIAL.is_set():
-        # Let the trainer checkpoint at its next batch boundary and unwind from there.
-        log.warning("%s: checkpointing the current trial and giving it back", name)
-        _STOP_REQUESTED.set()
-        return
-    raise WorkerStopped(f"signal {name}")
-
-
 def run_worker(opts: WorkerOptions) -> WorkerSummary:
     # Bind exactly the GPUs this worker was given before TensorFlow starts.
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(opts.gpu_ids) if opts.gpus else ""
-    # TERM: scancel / node shutdown; USR1: SLURM's pre-timeout warning (sbatch --signal=B:USR1@…).
-    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    # A CPU worker hides no GPU on purpose: TensorFlow's "could not find cuda drivers" and cuInit errors are
+    # noise there. A GPU worker keeps TensorFlow's warnings and errors. A value the user set wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1" if opts.gpus else "3")
+    # TERM: scancel / node shutdown / `run`; USR1: SLURM's pre-timeout warning (sbatch --signal=B:USR1@…); INT.
+    previous = install_stop_handlers()
     if os.environ.get("SLURM_ARRAY_TASK_ID"):
         # Hundreds of array tasks start in the same second: spread their first database round trips.
         time.sleep(random.uniform(0, opts.startup_jitter_s))
@@ -449,7 +423,6 @@ def run_worker(opts: WorkerOptions) -> WorkerSummary:
         worker = Worker(opts)
         return worker.run()
     finally:
-        if worker is not None and hasattr(worker.trainer, "close"):
+        if worker is not None and worker.trainer is not None and hasattr(worker.trainer, "close"):
             worker.trainer.close()  # host augmentation processes, if a live_cpu trial started them
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore_handlers(previous)

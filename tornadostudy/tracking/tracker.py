@@ -144,6 +144,11 @@ class Tracker:
 
                 self._client = MlflowClient(tracking_uri=self.uri)
             except Exception as exc:
+                if "unsupported uri" in str(exc).lower():
+                    raise UserInputError(
+                        f"tracking URI {mask_url(self.uri)!r} has a scheme MLflow does not support: use "
+                        "http(s)://host:5000 (an MLflow server), sqlite:///mlflow.db or postgresql://user@host/db"
+                    ) from None
                 raise TrackingError(f"cannot open MLflow tracking at {mask_url(self.uri)}: {exc}") from exc
         return self._client
 
@@ -411,6 +416,31 @@ class Tracker:
         for m in sorted(self.metric_history(run_id, key), key=lambda m: (m.step, m.timestamp)):
             by_step[int(m.step)] = float(m.value)
         return sorted(by_step.items())
+
+    def replace_report_run(self, experiment_id: str, parent_run_id: str, folder, files) -> str:
+        """A new run 'report' under the study's run holding ``files`` (paths inside ``folder``) as artifacts
+        ``report/...``; earlier report runs are deleted once it is made, so one set of report artifacts is left.
+        Returns the new run's id."""
+        from pathlib import Path
+
+        earlier = self._call(
+            "look up earlier reports",
+            self.client.search_runs,
+            [experiment_id],
+            filter_string="tags.`tornadostudy.role` = 'report'",
+            max_results=100,
+        )
+        tags = {"tornadostudy.role": "report", PARENT_TAG: parent_run_id}
+        run = self._call("create the report run", self.client.create_run, experiment_id, run_name="report", tags=tags)
+        run_id = run.info.run_id
+        for path in files:
+            inside = Path(path).relative_to(folder).parent
+            target = "report" if str(inside) == "." else f"report/{inside.as_posix()}"
+            self._call("upload the report", self.client.log_artifact, run_id, str(path), target)
+        self._call("close the report run", self.client.set_terminated, run_id, "FINISHED")
+        for old in earlier:
+            self._call("delete an earlier report", self.client.delete_run, old.info.run_id)
+        return run_id
 
     def log_artifacts(self, run_id: str, folder: str, artifact_path: str) -> None:
         """Upload ``folder`` under ``artifact_path`` of the run (files of the same name are replaced)."""

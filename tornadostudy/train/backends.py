@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tornadostudy.errors import TrainingError
+from tornadostudy.errors import EnvironmentFault, TrainingError
 from tornadostudy.train.batches import batch_rows
 
 __all__ = ["JaxBackend", "TensorFlowBackend", "compilation_cache_dir", "keras_backend", "numpy_batches"]
@@ -76,12 +76,9 @@ def fit_batches(
     )
 
 
-def _too_many_gpus(num_gpus: int, seen: int) -> TrainingError:
-    return TrainingError(
-        f"the trial needs {num_gpus} GPU(s) but this worker sees {seen}: "
-        "run it on a worker started with that many GPUs",
-        kind="gpus",
-        retryable=False,
+def _too_many_gpus(num_gpus: int, seen: int) -> EnvironmentFault:
+    return EnvironmentFault(
+        f"the trial needs {num_gpus} GPU(s) but this worker sees {seen}: run it on a worker started with that many GPUs"
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from tornadostudy.data.augment import AugmentConfig
 from tornadostudy.data.prepared import EpochSet, PreparedData
-from tornadostudy.errors import TrainingError
+from tornadostudy.errors import DataError, EnvironmentFault, TrainingError
 from tornadostudy.train import batches
 from tornadostudy.train.backends import fit_batches
 from tornadostudy.train.checkpoint import TrialInterrupted, load_state, save_state
@@ -42,6 +43,19 @@ class KerasTrainer:
         self.gpus = self.backend.gpus
         self.gpu_names = self.backend.gpu_names
 
+    def check_environment(self, num_gpus: int) -> None:
+        """Before a worker claims: the GPUs it is to bind are visible to the framework and the prepared data is
+        whole. Raises EnvironmentFault or DataError; no cell is touched."""
+        seen = len(self.backend.devices)
+        if num_gpus > seen:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            raise EnvironmentFault(
+                f"this worker was started to bind {num_gpus} GPU(s) (CUDA_VISIBLE_DEVICES={visible!r}) but "
+                f"{self.backend.name} sees {seen}: check the node's GPUs (nvidia-smi) and the job's --gres, or "
+                "start the worker with --gpus 0 for the CPU cells; no cell was charged"
+            )
+        self.data.verify()
+
     def epoch_set(self, params: TrialParams) -> EpochSet:
         return self.data.epoch_set(params.data_multiplier, params.augmentation)
 
@@ -65,8 +79,10 @@ class KerasTrainer:
     def train(self, params: TrialParams, callbacks: TrialCallbacks, context: TrialContext) -> TrialResult:
         try:
             return self._train(params, callbacks, context)
-        except (TrainingError, TrialInterrupted):
+        except (TrainingError, TrialInterrupted, EnvironmentFault):
             raise
+        except (DataError, OSError) as exc:  # a data file vanished or broke under the worker: not the cell's fault
+            raise EnvironmentFault(f"the prepared data failed to load: {exc}") from exc
         except Exception as exc:
             if self.backend.is_out_of_memory(exc):
                 message = str(exc).splitlines()[0]
@@ -102,7 +118,12 @@ class KerasTrainer:
             if params.augmentation == "live":
                 aug = AugmentConfig(**self.data.manifest["augmentation"])
                 augmentation = storm_augmentation_layer(aug, self.data.mean, self.data.scale, seed=seed % 2**31)
-            model = build_cnn(params.learning_rate, jit_compile=self.spec.jit_compile, augmentation=augmentation)
+            try:
+                model = build_cnn(params.learning_rate, jit_compile=self.spec.jit_compile, augmentation=augmentation)
+            except Exception as exc:
+                if self.backend.is_out_of_memory(exc):  # before any batch: the device is taken, not too small
+                    raise EnvironmentFault(f"out of device memory building the model: {exc}") from exc
+                raise
             if state["epoch"]:
                 _restore(model, context.checkpoint_dir)
 

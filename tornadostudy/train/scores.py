@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["binary_scores"]
+__all__ = ["SCORE_NAMES", "binary_scores", "climatology_scores"]
+
+# Every score a trial logs (as test_<name>), defined or NaN, so that every run has the same set.
+SCORE_NAMES = ("accuracy", "accuracy_baseline", "auc", "base_rate", "brier", "bss", "csi", "far", "loss", "pod")
+
+
+def climatology_scores(brier: float, base_rate: float) -> dict[str, float]:
+    """The scores measured against always forecasting the test set's base rate."""
+    reference = base_rate * (1 - base_rate)
+    return {
+        "base_rate": base_rate,
+        "accuracy_baseline": max(base_rate, 1 - base_rate) if base_rate == base_rate else float("nan"),
+        "bss": 1 - brier / reference if reference else float("nan"),
+    }
 
 
 def binary_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, POD, FAR, CSI (at ``threshold``), ROC AUC, Brier score and log loss.
+    """Accuracy, POD, FAR, CSI (at ``threshold``), ROC AUC, Brier score, Brier skill score against
+    climatology (``bss``: 1 - Brier / Brier of always forecasting the base rate; 0 is no skill), log loss, and
+    the test set's base rate and the accuracy of always forecasting its majority class (``accuracy_baseline``).
 
     A score whose denominator is zero (e.g. FAR with no "yes" forecasts) is NaN: it is undefined,
-    not zero. AUC is NaN when the test set holds only one class.
+    not zero. AUC and BSS are NaN when the test set holds only one class.
     """
     y = np.asarray(y_true).astype(bool).ravel()
     p = np.clip(np.asarray(prob, dtype=np.float64).ravel(), 0.0, 1.0)
@@ -34,6 +49,7 @@ def binary_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5) 
         "loss": float(-np.mean(y * np.log(pc) + (~y) * np.log(1 - pc))),
         "auc": float("nan"),
     }
+    out.update(climatology_scores(out["brier"], float(np.mean(y)) if y.size else float("nan")))
     if y.any() and not y.all():
         from sklearn.metrics import roc_auc_score
 

@@ -25,6 +25,7 @@ from tornadostudy.data.prepared import EpochSet, PreparedData
 from tornadostudy.errors import TrainingError
 from tornadostudy.train.checkpoint import TrialInterrupted, load_state, save_state
 from tornadostudy.train.params import TrialCallbacks, TrialContext, TrialParams, TrialResult
+from tornadostudy.train.scores import climatology_scores
 
 __all__ = ["SimulatedTrainer", "modelled_seconds"]
 
@@ -89,6 +90,10 @@ class SimulatedTrainer:
             time.sleep(min(left, self.SLICE_S))
         return not callbacks.should_stop()
 
+    def check_environment(self, num_gpus: int) -> None:
+        """The prepared data is whole (the simulated GPUs need no check)."""
+        self.data.verify()
+
     def epoch_set(self, params: TrialParams) -> EpochSet:
         rows = self.data.epoch_set(params.data_multiplier, params.augmentation)
         if self.spec.train_samples is None:
@@ -106,7 +111,7 @@ class SimulatedTrainer:
         # How fast this configuration learns: more updates and a larger step learn faster.
         updates = rows.samples / params.batch_size
         rate = 0.02 * math.sqrt(updates) * min(params.learning_rate / 1e-3, 3.0)
-        failing = _rng(context.seed, params, "attempt", context.attempt)
+        failing = _rng(context.seed, params, "attempt", context.attempt, context.trial_number)
         fail_epoch = (
             int(failing.integers(done + 1, params.epochs + 1))
             if failing.random() < self.spec.fail_probability and done < params.epochs
@@ -147,6 +152,8 @@ class SimulatedTrainer:
             "loss": float(history[-1]["loss"] + 0.01),
         }
         test["csi"] = float(1 / (1 / max(test["pod"], 1e-3) + 1 / max(1 - test["far"], 1e-3) - 1))
+        counts = self.data.manifest["counts"]
+        test.update(climatology_scores(test["brier"], counts["test_positives"] / max(counts["test"], 1)))
         attempts = state["attempt_times"] + [times]
         total = {k: sum(a.get(k, 0.0) for a in attempts) for k in times}
         return TrialResult(
