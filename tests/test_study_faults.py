@@ -119,7 +119,8 @@ def test_a_worker_with_nothing_for_its_gpus_says_so_and_a_done_study_says_nothin
     assert "no worker is running" not in format_status(status) and status["eta_s"] is None
 
 
-def test_run_passes_a_stop_to_its_workers_which_checkpoint_and_none_outlives_it(study_env):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])  # Ctrl-C; kill -TERM <run pid>
+def test_run_passes_a_stop_to_its_workers_which_checkpoint_and_none_outlives_it(study_env, stop):
     import signal
     import time
 
@@ -146,10 +147,10 @@ def test_run_passes_a_stop_to_its_workers_which_checkpoint_and_none_outlives_it(
     time.sleep(4)  # a few epochs
     workers = subprocess.run(["pgrep", "-f", "tornadostudy worker sim"], capture_output=True, text=True).stdout.split()
     assert len(workers) == 2
-    run.send_signal(signal.SIGINT)  # Ctrl-C
+    run.send_signal(getattr(signal, stop))
     out, err = run.communicate(timeout=180)
-    assert run.returncode == 130, err[-1500:]
-    assert "SIGINT: asking 2 worker(s) to stop" in out and "run the same command again" in out, out
+    assert run.returncode == {"SIGINT": 130, "SIGTERM": 143}[stop], err[-1500:]
+    assert f"{stop}: asking 2 worker(s) to stop" in out and "run the same command again" in out, out
     assert "interrupted" not in err and "Traceback" not in err, err
     alive = subprocess.run(["pgrep", "-f", "tornadostudy worker sim"], capture_output=True, text=True).stdout.split()
     assert alive == [], "no worker outlives run"
@@ -159,3 +160,8 @@ def test_run_passes_a_stop_to_its_workers_which_checkpoint_and_none_outlives_it(
     status = study_status(handle)
     assert status["rerun_reasons"] == {} and status["eta_s"] is None
     assert "no worker is running" in format_status(status)
+
+    again = run_cli("run", str(spec_path), "--workers", "2", env=env, cwd=folder)
+    assert again.returncode == 0, again.stderr[-1500:]
+    trials = [t for t in handle.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    assert len(trials) == 2 and all(t.user_attrs["info"]["resumed_from_epoch"] > 0 for t in trials)

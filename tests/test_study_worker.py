@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import start_workers, wait_all, write_sim_spec
+from tests.conftest import run_cli, start_workers, wait_all, write_sim_spec
 from tornadostudy.errors import UserInputError
 from tornadostudy.spec import load_spec
 from tornadostudy.study.create import create_study
@@ -202,6 +202,14 @@ def test_tpe_study_spends_exactly_its_budget(study_env):
     assert len(complete) == 7 and study_status(handle)["complete"] == 7
     assert all(1e-4 <= t.params["learning_rate"] <= 1e-2 for t in complete)
     assert len({t.params["learning_rate"] for t in complete}) == 7, "parallel workers explore different points"
+
+    # Its report: the best trials and the search's own figures, no paper grid tables, nothing averaged.
+    done = run_cli("report", spec.name, "--out", str(folder / "r"), "--no-log", env=env, cwd=folder)
+    assert done.returncode == 0, done.stderr[-1500:]
+    text = (folder / "r" / "report.md").read_text()
+    assert "Best 7 of 7 trials by test_auc" in text and "(paper " not in text and "(n=" not in text
+    figures = {p.name for p in (folder / "r" / "figures").glob("*.png")}
+    assert {"optimisation_history.png", "param_importances.png", "slice.png"} <= figures
 
 
 @pytest.mark.slow

@@ -106,6 +106,9 @@ def _html(blocks: list[Block], heading: str, plots: list[tuple[str, Path]], note
         f"<h1>{esc(heading)}</h1>",
     ]
     parts += [f"<p>{esc(n)}</p>" for n in notes]
+    lead_shown = [b for b in blocks if b.lead]
+    parts += [_html_table(b) for b in lead_shown]  # the summary, before the figures
+    blocks = [b for b in blocks if not b.lead]
     if plots:
         parts.append("<h2>Plots</h2>")
         for caption, path in plots:
@@ -115,7 +118,7 @@ def _html(blocks: list[Block], heading: str, plots: list[tuple[str, Path]], note
                 f"<figcaption>{esc(caption)}</figcaption></figure>"
             )
     parts.append("<h2>Tables</h2>")
-    parts += [_html_table(b) for b in blocks] or [f"<p>{esc(empty)}</p>"]
+    parts += [_html_table(b) for b in blocks] or [f"<p>{esc(empty if not lead_shown else 'no further tables')}</p>"]
     parts.append("</body></html>\n")
     return "\n".join(parts)
 

@@ -103,7 +103,7 @@ def summary(
     numeric = means[[*shown_cols, "repeats"]].head(SHOWN).reset_index(drop=True)
     better = "lower" if first in LOWER_IS_BETTER or direction == "minimize" else "higher"
     title = f"Summary: configurations by {first} ({better} is better), with the skill scores"
-    return [Block(title, table, numeric, first)], notes
+    return [Block(title, table, numeric, first, lead=True)], notes
 
 
 def _text(value: Any, column: str) -> str:

@@ -78,6 +78,7 @@ class Block:
     value: str = ""
     where: dict[str, Any] = field(default_factory=dict)  # the by-parameters this table holds fixed
     layout: str = ""  # the paper layout it reproduces, if any
+    lead: bool = False  # shown first, before the figures (the summary)
 
 
 def _frame(records: list[dict[str, Any]]):
