@@ -16,9 +16,16 @@ FORMATS = ("md", "csv", "latex", "html")
 _EMPTY = "(no completed trials yet)"
 
 
+def _corner(table, sep: str = " \\ ") -> str:
+    """The table's top-left cell: 'rows \\ columns' for a pivot, the row label alone for a list."""
+    if table.columns.name is None:
+        return str(table.index.name)
+    return f"{table.index.name}{sep}{table.columns.name}"
+
+
 def _markdown(block: Block) -> str:
     table = block.table
-    header = f"| {table.index.name} \\ {table.columns.name} | " + " | ".join(str(c) for c in table.columns) + " |"
+    header = f"| {_corner(table)} | " + " | ".join(str(c) for c in table.columns) + " |"
     lines = [f"### {block.title}", "", header, "|" + "---|" * (len(table.columns) + 1)]
     for idx, row in table.iterrows():
         lines.append(f"| {idx} | " + " | ".join(v if v else "—" for v in row) + " |")
@@ -63,9 +70,7 @@ def _latex(block: Block) -> str:
         rf"\caption{{{_tex(block.title)}}}",
         r"\begin{tabular}{l" + "r" * len(cols) + "}",
         r"\toprule",
-        rf"{_tex(table.index.name)} \textbackslash{{}} {_tex(table.columns.name)} & "
-        + " & ".join(_tex(c) for c in cols)
-        + r" \\",
+        _tex(_corner(table, " \\ ")) + " & " + " & ".join(_tex(c) for c in cols) + r" \\",
         r"\midrule",
     ]
     for idx, row in table.iterrows():
@@ -89,7 +94,7 @@ img { max-width: 640px; }
 def _html_table(block: Block) -> str:
     table = block.table
     esc = html.escape
-    head = f"<tr><th>{esc(str(table.index.name))} \\ {esc(str(table.columns.name))}</th>"
+    head = f"<tr><th>{esc(_corner(table))}</th>"
     head += "".join(f"<th>{esc(str(c))}</th>" for c in table.columns) + "</tr>"
     body = []
     for idx, row in table.iterrows():

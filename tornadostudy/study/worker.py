@@ -40,6 +40,7 @@ from tornadostudy.study.storage import retrying
 from tornadostudy.tracking import Tracker, resolve_tracking_uri, trial_run_key
 from tornadostudy.tracking.spool import Spool
 from tornadostudy.train import TrialCallbacks, TrialContext, TrialParams, make_trainer
+from tornadostudy.train.backends import quiet_native_startup
 from tornadostudy.train.checkpoint import TrialInterrupted, load_state
 from tornadostudy.train.checkpoint import clear as clear_checkpoint
 
@@ -103,9 +104,12 @@ class Worker:
         self.nothing_to_do = nothing_to_do(self.handle, opts.gpus)
         self.trainer = None
         if not self.nothing_to_do:
-            self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
-            # What this worker needs, checked before it claims: a missing GPU or data file charges no cell.
-            self.trainer.check_environment(opts.gpus)
+            # A CPU worker hides TensorFlow's CUDA start-up noise unless TensorFlow's own logging was asked for.
+            quiet = opts.gpus == 0 and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2"
+            with quiet_native_startup(quiet):
+                self.trainer = make_trainer(self.spec.trainer, self.handle.data_folder)
+                # What this worker needs, checked before it claims: a missing GPU or data file charges no cell.
+                self.trainer.check_environment(opts.gpus)
         uri = resolve_tracking_uri(opts.tracking_uri, self.handle.stored_tracking_uri)
         # Every tracking call of a worker is retried (run creation) or spooled (writes) here; writes are
         # delivered by a background thread, so no epoch and no trial's end waits for MLflow.

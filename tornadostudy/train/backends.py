@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import sys
+import tempfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -21,7 +24,14 @@ import numpy as np
 from tornadostudy.errors import EnvironmentFault, TrainingError
 from tornadostudy.train.batches import batch_rows
 
-__all__ = ["JaxBackend", "TensorFlowBackend", "compilation_cache_dir", "keras_backend", "numpy_batches"]
+__all__ = [
+    "JaxBackend",
+    "TensorFlowBackend",
+    "compilation_cache_dir",
+    "keras_backend",
+    "numpy_batches",
+    "quiet_native_startup",
+]
 
 
 def compilation_cache_dir(environ) -> str | None:
@@ -185,3 +195,37 @@ class JaxBackend:
 
     def device_names(self, num_gpus: int) -> list[str]:
         return [str(d) for d in self.devices[:num_gpus]] or ["cpu"]
+
+
+# What TensorFlow and XLA print from native code while they start on a machine without a GPU. It goes straight to
+# file descriptor 2 before Python's logging or TF_CPP_MIN_LOG_LEVEL can filter it.
+_STARTUP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|Could not find cuda drivers|failed call to cuInit|"
+    r"oneDNN custom operations are on|Unable to register cu(DNN|FFT|BLAS) factory|computation placer already|"
+    r"TF-TRT Warning|This TensorFlow binary is optimized|rebuild TensorFlow with the appropriate compiler flags|"
+    r"cuda_executor|Unable to initialize backend 'cuda'|An NVIDIA GPU may be present"
+)
+
+
+@contextlib.contextmanager
+def quiet_native_startup(enabled: bool = True):
+    """Hide the known start-up noise that TensorFlow/XLA print from native code on a CPU machine (CUDA drivers
+    not found, cuInit failed, oneDNN notes); anything else they print is passed on to stderr unchanged."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not _STARTUP_NOISE.search(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
