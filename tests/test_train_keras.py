@@ -64,16 +64,18 @@ def test_every_augmentation_mode_trains_on_the_same_balanced_rows(prepared_paper
     assert math.isfinite(result.test["brier"])
 
 
-def test_a_trial_needing_more_gpus_than_visible_is_not_retried(prepared_small):
+def test_a_trial_needing_more_gpus_than_visible_is_a_fault_of_the_machine_not_of_the_cell(prepared_small):
     pytest.importorskip("tensorflow")
-    from tornadostudy.errors import TrainingError
+    from tornadostudy.errors import EnvironmentFault
     from tornadostudy.train.keras_trainer import KerasTrainer
 
     trainer = KerasTrainer(TrainerSpec(kind="keras"), prepared_small)
     params = TrialParams(epochs=1, batch_size=64, learning_rate=1e-3, data_multiplier=1, num_gpus=8, augmentation="pre")
-    with pytest.raises(TrainingError) as info:
+    with pytest.raises(EnvironmentFault, match="needs 8 GPU"):
         trainer.train(params, TrialCallbacks(), TrialContext(0))
-    assert info.value.kind == "gpus" and not info.value.retryable
+    with pytest.raises(EnvironmentFault, match="to bind 8 GPU"):
+        trainer.check_environment(8)
+    trainer.check_environment(0)  # the CPU and the prepared files are all there
 
 
 class StopAfter(Recorder):

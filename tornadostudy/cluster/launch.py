@@ -8,6 +8,7 @@ SIGKILL), so no worker outlives it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -50,19 +51,28 @@ class _StopRequested(Exception):
 
 
 def _stop_workers(procs: list[subprocess.Popen], why: str, out) -> None:
-    print(f"\n{why}: asking {len(procs)} worker(s) to stop; their trials keep a checkpoint ...", file=out, flush=True)
+    """One SIGTERM to each worker's process group, then wait (up to 2 min) while they checkpoint; a second
+    Ctrl-C or SIGTERM kills them at once."""
+    forced: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: forced.append(signum))
+    print(
+        f"\n{why}: asking {len(procs)} worker(s) to stop; their trials keep a checkpoint "
+        "(Ctrl-C again to kill them at once) ...",
+        file=out,
+        flush=True,
+    )
     for p in procs:
         if p.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     deadline = time.monotonic() + 120
+    while any(p.poll() is None for p in procs) and not forced and time.monotonic() < deadline:
+        time.sleep(0.2)
     for p in procs:
-        try:
-            p.wait(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
             p.wait()
 
 

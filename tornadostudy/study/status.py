@@ -66,6 +66,7 @@ def _short(reason: str) -> str:
     """A reason, shortened and without the worker's id, so that the same cause groups together."""
     reason = re.sub(r"worker \S+ lost", "worker lost", str(reason))
     reason = re.sub(r"on worker \S+:", "on a worker:", reason)
+    reason = re.sub(r"after epoch \d+", "after epoch N", reason)
     return reason.splitlines()[0][:160] if reason else "unknown"
 
 

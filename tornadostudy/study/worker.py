@@ -271,11 +271,13 @@ class Worker:
             heartbeat.finish()
             if heartbeat.lost.is_set():
                 raise _HandedOn from None
-            kept = f"checkpointed after epoch {exc.epoch}" if exc.checkpointed else "no checkpoint"
+            kept = "checkpointed" if exc.checkpointed else "no checkpoint"
+            signal_name = stop_signal() or "a stop request"
             stopped = WorkerStopped(
-                f"{stop_signal() or 'a stop request'}: trial {number} (cell {claim.cell}) "
-                f"given back, {kept}; the next worker resumes it"
+                f"{signal_name}: trial {number} (cell {claim.cell}) given back after epoch {exc.epoch}, {kept}; "
+                "the next worker resumes it"
             )
+            stopped.reason = f"worker stopped ({signal_name}) after epoch {exc.epoch}, {kept}"
             self._abandon(number, claim, run, stopped)
             raise stopped from None
         except BaseException as exc:
@@ -290,7 +292,7 @@ class Worker:
         back uncharged and the run ends KILLED; a crash of the worker itself: the attempt counts, FAILED."""
         uncharged = isinstance(exc, (KeyboardInterrupt, WorkerStopped, EnvironmentFault))
         if isinstance(exc, WorkerStopped):
-            reason = f"worker stopped ({stop_signal() or 'stop request'})"
+            reason = getattr(exc, "reason", None) or f"worker stopped ({stop_signal() or 'stop request'})"
         elif isinstance(exc, EnvironmentFault):
             reason = f"environment fault on worker {self.id}: {exc}"
         elif isinstance(exc, KeyboardInterrupt):
