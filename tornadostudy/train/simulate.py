@@ -148,12 +148,14 @@ class SimulatedTrainer:
             "auc": float(min(0.55 + 0.4 * progress + 0.01 * rng.standard_normal(), 0.999)),
             "pod": float(np.clip(pod, 0, 1)),
             "far": float(np.clip(far, 0, 1)),
-            "brier": float(0.05 - 0.015 * progress),
+            "brier": 0.0,  # below: a share of climatology's Brier score, falling as the model learns
             "loss": float(history[-1]["loss"] + 0.01),
         }
         test["csi"] = float(1 / (1 / max(test["pod"], 1e-3) + 1 / max(1 - test["far"], 1e-3) - 1))
         counts = self.data.manifest["counts"]
-        test.update(climatology_scores(test["brier"], counts["test_positives"] / max(counts["test"], 1)))
+        base_rate = counts["test_positives"] / max(counts["test"], 1)
+        test["brier"] = float(base_rate * (1 - base_rate) * (1.02 - 0.3 * progress))
+        test.update(climatology_scores(test["brier"], base_rate))
         attempts = state["attempt_times"] + [times]
         total = {k: sum(a.get(k, 0.0) for a in attempts) for k in times}
         return TrialResult(
