@@ -17,7 +17,16 @@ import threading
 
 from tornadostudy.errors import EnvironmentFault, UserInputError
 
-__all__ = ["FailureStreak", "WorkerStopped", "install_stop_handlers", "max_failures_in_a_row"]
+__all__ = [
+    "IN_TRIAL",
+    "STOP_REQUESTED",
+    "FailureStreak",
+    "WorkerStopped",
+    "install_stop_handlers",
+    "max_failures_in_a_row",
+    "restore_handlers",
+    "stop_signal",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +52,14 @@ def _on_signal(signum, _frame) -> None:
     _received.append(name)
     if IN_TRIAL.is_set() and not (repeated and name == "SIGINT"):
         if not repeated:
-            extra = " (Ctrl-C again to stop at once, without a checkpoint)" if name == "SIGINT" else ""
-            log.info("%s: the trial stops at its next batch and keeps a checkpoint%s", name, extra)
+            # Ctrl-C at a terminal deserves an answer at once; a scheduler's signal is reported when the trial stops.
             if name == "SIGINT":
-                print(f"{name}: the trial stops at its next batch and keeps a checkpoint{extra}", flush=True)
+                log.warning(
+                    "SIGINT: the trial stops at its next batch and keeps a checkpoint (Ctrl-C again to stop "
+                    "at once, without a checkpoint)"
+                )
+            else:
+                log.info("%s: the trial stops at its next batch and keeps a checkpoint", name)
         STOP_REQUESTED.set()
         return
     raise WorkerStopped(f"{name}, {'while training (second Ctrl-C)' if repeated else 'between trials'}")
