@@ -88,7 +88,13 @@ def _split_extra(text: str | None) -> list[str]:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from tornadostudy.cluster.submit import SubmitOptions, plan_jobs, reachability_warnings, submit_study
+    from tornadostudy.cluster.submit import (
+        SubmitOptions,
+        plan_jobs,
+        reachability_warnings,
+        submit_study,
+        tracking_uri_for,
+    )
     from tornadostudy.study.handle import StudyHandle
     from tornadostudy.urls import mask_url
 
@@ -106,8 +112,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     )
     storage = storage_url(args)
     handle = StudyHandle.open(args.study, storage)
-    tracking = args.tracking_uri or handle.stored_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    for warning in reachability_warnings(storage, tracking):
+    for warning in reachability_warnings(storage, tracking_uri_for(handle, opts)):
         print(f"{PROG}: warning: {mask_url(warning)}", file=sys.stderr)
     if args.dry_run:
         for job in plan_jobs(handle, opts):

@@ -21,6 +21,7 @@ __all__ = [
     "plan_jobs",
     "reachability_warnings",
     "submit_study",
+    "tracking_uri_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,11 @@ class SubmittedJob:
     gpus: int
     script: str
     job_id: str | None = None
+
+
+def tracking_uri_for(handle: StudyHandle, opts: SubmitOptions) -> str | None:
+    """The tracking URI the array tasks get: ``--tracking-uri`` > the study's > ``MLFLOW_TRACKING_URI``."""
+    return opts.tracking_uri or handle.stored_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
 
 
 def reachability_warnings(storage_url: str, tracking_uri: str | None) -> list[str]:
@@ -104,7 +110,7 @@ def plan_jobs(handle: StudyHandle, opts: SubmitOptions) -> list[SubmittedJob]:
         )
     if skipped:
         log.warning("cells needing %s GPU(s) are not submitted (not in --gpus)", skipped)
-    tracking = opts.tracking_uri or handle.stored_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    tracking = tracking_uri_for(handle, opts)
     log_dir = str(Path(opts.log_dir).resolve())
     per_worker = 2 if (tracking or "").startswith("postgresql") else 1  # idle connections a worker keeps
     workers = opts.array * len(chosen) * opts.workers_per_task

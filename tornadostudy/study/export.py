@@ -34,15 +34,14 @@ def trial_table(handle: StudyHandle):
     import pandas as pd
 
     cells = {r["cell"]: r for r in handle.cells.rows(handle.name)}
-    params = [p for p in (*handle.spec.constants, *handle.spec.search)]
+    params = [*handle.spec.constants, *handle.spec.search]
     rows, metric_names = [], set()
     for t in handle.study.get_trials(deepcopy=False):
         attrs = t.user_attrs
         cell = cells.get(attrs.get("cell"))
         results = json.loads(cell["results"]) if cell and cell["results"] and cell["trial_number"] == t.number else {}
-        chosen = {**handle.spec.constants, **(results.get("params") or {}), **t.params}
-        if cell and cell["params"] and not t.params:
-            chosen.update(json.loads(cell["params"]))
+        on_cell = json.loads(cell["params"]) if cell and cell["params"] else {}
+        chosen = {**handle.spec.constants, **on_cell, **(results.get("params") or {}), **t.params}
         metrics = results.get("metrics") or attrs.get("metrics") or {}
         metric_names |= set(metrics)
         started, completed = t.datetime_start, t.datetime_complete
@@ -54,7 +53,7 @@ def trial_table(handle: StudyHandle):
                 "attempt": attrs.get("attempt"),
                 "worker": attrs.get("worker"),
                 "gpu_ids": attrs.get("gpu_ids", ""),
-                "mlflow_run_id": attrs.get("mlflow_run_id") or (results and cell["run_id"]) or None,
+                "mlflow_run_id": attrs.get("mlflow_run_id") or (cell["run_id"] if results else None),
                 "started": started.isoformat() if started else None,
                 "completed": completed.isoformat() if completed else None,
                 "duration_s": (completed - started).total_seconds() if started and completed else math.nan,
