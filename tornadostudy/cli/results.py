@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -93,8 +94,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         paper=args.paper,
         objectives=tuple((o.metric, o.direction) for o in handle.spec.objectives),
         sampler=handle.spec.sampler,
-        importances=param_importances(handle) if handle.spec.sampler != "grid" and not any(pivot) else None,
     )
+    if opts.sampler != "grid" and opts.draws_figures:  # fANOVA only for the figure that shows it
+        opts = dataclasses.replace(opts, importances=param_importances(handle))
     logs = opts.out is not None and opts.pivot is None and not args.no_log
     tracker = None
     if opts.draws_figures or logs:

@@ -20,12 +20,11 @@ def param_importances(handle: StudyHandle) -> dict[str, float] | None:
     study = handle.study
     if not handle.spec.objectives:
         return None
-    index = 0
     try:
         return dict(
             optuna.importance.get_param_importances(
                 study,
-                target=(lambda t: t.values[index]) if len(study.directions) > 1 else None,
+                target=(lambda t: t.values[0]) if len(study.directions) > 1 else None,
                 params=[p for p in handle.spec.search if p != "repeat"],
             )
         )
