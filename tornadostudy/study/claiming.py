@@ -52,18 +52,15 @@ def start_trial(
         params = claim.params
         searched = {k: params[k] for k in spec.grid}
         # The system attributes are what GridSampler itself records, so it sees this grid point as taken.
-        started = retrying(
-            lambda: records.start_trial(
-                storage,
-                cells,
-                handle.study_id,
-                searched,
-                spec.grid,
-                attrs,
-                {"grid_id": claim.cell, "search_space": spec.grid},
-                hold=(spec.name, claim.cell, worker),
-            ),
-            what="create the trial",
+        started = records.start_trial(
+            storage,
+            cells,
+            handle.study_id,
+            searched,
+            spec.grid,
+            attrs,
+            {"grid_id": claim.cell, "search_space": spec.grid},
+            hold=(spec.name, claim.cell, worker),
         )
         if started is None:
             return None

@@ -7,19 +7,22 @@ then follows, idempotently, through Optuna's public storage API (``set_trial_use
 is still RUNNING: a reaper completes that trial from the results on the cell (:func:`follow_cell`). A worker
 presumed lost (its cell handed on) fails the compare-and-set and changes nothing.
 
-Trials are created with ``create_new_trial`` and a template holding the parameters, their distributions
-and the attributes (for a grid trial, GridSampler's own ``grid_id`` and ``search_space``, so Optuna's tools
-see the grid point as taken), then recorded on the cell only while the worker still holds it.
+A grid trial is made as ``Study.ask`` makes one: a bare ``create_new_trial``, then its attributes and
+parameters one call each (for a grid trial, GridSampler's own ``grid_id`` and ``search_space``, so Optuna's
+tools see the grid point as taken). Optuna numbers a new trial under a lock on the study's row, held until
+the creating transaction commits: a template carrying the attributes and parameters would hold it for some
+twenty statements, and every other worker starting a trial would queue behind them. The trial is then
+recorded on the cell only while the worker still holds it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tornadostudy.study.cells import CellTable
+from tornadostudy.study.storage import retrying
 
 __all__ = ["complete_trial", "fail_trial", "follow_cell", "record_run", "record_trial", "start_trial"]
 
@@ -44,26 +47,29 @@ def start_trial(
 ) -> tuple[int, int] | None:
     """Create a RUNNING grid trial, each parameter categorical over its ``grid`` values as GridSampler records
     it, and put its number on the cell ``hold`` = (study, cell, worker): (trial_id, number), or None when the
-    worker no longer holds the cell (the new trial is then failed at once)."""
-    import optuna
+    worker no longer holds the cell (the new trial is then failed at once).
+
+    Each step is retried on its own through a database outage, so an outage after the trial is made finishes
+    that trial rather than making another. ``user_attrs`` are written in their order before anything else:
+    the caller names the worker before the cell, so a trial that names its cell names its owner. A worker killed
+    before the cell records the trial leaves a RUNNING trial that the reaper fails (recovery.py)."""
     from optuna.distributions import CategoricalDistribution
 
-    template = optuna.trial.FrozenTrial(
-        number=-1,
-        trial_id=-1,
-        state=optuna.trial.TrialState.RUNNING,
-        value=None,
-        intermediate_values={},
-        datetime_start=dt.datetime.now(),
-        datetime_complete=None,
-        params=dict(params),
-        distributions={name: CategoricalDistribution(list(grid[name])) for name in params},
-        user_attrs=dict(user_attrs),
-        system_attrs=dict(system_attrs),
-    )
-    trial_id = storage.create_new_trial(study_id, template_trial=template)
-    number = storage.get_trial_number_from_id(trial_id)
-    if not record_trial(storage, cells, *hold, trial_id, number):
+    trial_id = retrying(lambda: storage.create_new_trial(study_id), what="create the trial")
+
+    def label() -> int:
+        # Each write replaces the same value when retried.
+        for key, value in user_attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+        for key, value in system_attrs.items():
+            storage.set_trial_system_attr(trial_id, key, value)
+        for name, value in params.items():
+            distribution = CategoricalDistribution(list(grid[name]))
+            storage.set_trial_param(trial_id, name, distribution.to_internal_repr(value), distribution)
+        return storage.get_trial_number_from_id(trial_id)
+
+    number = retrying(label, what="label the trial")
+    if not retrying(lambda: record_trial(storage, cells, *hold, trial_id, number), what="record the trial"):
         return None
     return trial_id, number
 

@@ -101,7 +101,7 @@ def _reap(handle: StudyHandle, runs: _RunCloser, stale_s: float) -> int:
         # only a RUNNING trial is closed here; the orphan sweep below finds the unrecorded one.
         trial = running.get(row["trial_number"])
         # Not RUNNING any more: its worker reported just now; it will find its cell gone and discard the result.
-        if trial is not None and fail_trial(handle.storage, trial.trial_id, {"fail_reason": reason}):
+        if trial is not None and fail_trial(handle.storage, handle.trial_id(trial.number), {"fail_reason": reason}):
             runs.close(trial, reason)
     if not running:
         return len(rows)
@@ -144,7 +144,8 @@ def _fail_orphaned_trials(
         if row is not None and row["state"] == "complete" and row["trial_number"] == number:
             # The cell completed with this trial (the commit point); its worker died before the trial followed.
             log.warning("trial %d: its cell completed with it; completing the trial from the cell", number)
-            follow_cell(handle.storage, trial.trial_id, number, json.loads(row["results"] or "{}"), row["run_id"])
+            results = json.loads(row["results"] or "{}")
+            follow_cell(handle.storage, handle.trial_id(number), number, results, row["run_id"])
             continue
         # A RUNNING trial is a live worker's while that worker holds its cell, and the cell names this trial or
         # none newer (between a trial's creation and its recording the cell still names an earlier attempt's).
@@ -158,7 +159,7 @@ def _fail_orphaned_trials(
         # The trial list was read before the cells: a trial completed in between looks orphaned here, and
         # fail_trial leaves it as it is (it is not RUNNING any more).
         reason = "worker lost before its trial was recorded"
-        if fail_trial(handle.storage, trial.trial_id, {"fail_reason": reason}):
+        if fail_trial(handle.storage, handle.trial_id(trial.number), {"fail_reason": reason}):
             log.warning("trial %d: %s; closed it", number, reason)
             runs.close(trial, reason)
 

@@ -51,9 +51,10 @@ def completed_trials(handle: StudyHandle) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class RunningTrial:
-    """A RUNNING trial as a reaper looks at it: who runs it (its user attributes) and since when."""
+    """A RUNNING trial as a reaper looks at it: who runs it (its user attributes) and since when. Its storage
+    id is looked up (``StudyHandle.trial_id``) only for a trial the reaper closes: most RUNNING trials are live
+    workers' and need none."""
 
-    trial_id: int
     number: int
     datetime_start: dt.datetime | None  # as Optuna stored it (naive)
     user_attrs: dict[str, Any]
@@ -64,10 +65,7 @@ def running_trials(handle: StudyHandle) -> dict[int, RunningTrial]:
     import optuna
 
     trials = handle.storage.get_all_trials(handle.study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    return {
-        t.number: RunningTrial(handle.trial_id(t.number), t.number, t.datetime_start, dict(t.user_attrs))
-        for t in trials
-    }
+    return {t.number: RunningTrial(t.number, t.datetime_start, dict(t.user_attrs)) for t in trials}
 
 
 def fill_run_ids(handle: StudyHandle, records: list[dict[str, Any]], tracker) -> int:

@@ -113,6 +113,9 @@ class Tracker:
         and raises if it fails (creating a study, reports, reading). MLflow's environment variables the
         user set are honoured, never overwritten: these are defaults."""
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        # Closing a run would otherwise fetch the whole run back to print its link: one more round trip per
+        # trial, and a line per trial in every worker's log (the worker says itself when a trial ends).
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         if uri.startswith("http"):
             # Fail fast and let the spool keep the writes, instead of blocking training for minutes in
             # the client's own retry loop while the server is away.
