@@ -264,7 +264,7 @@ def test_staleness_is_judged_on_the_database_clock_not_the_workers(tmp_path, mon
 @pytest.mark.slow
 def test_a_trial_whose_worker_died_after_its_cell_completed_is_completed_by_the_reaper(study_env, monkeypatch):
     """The cell is the commit point: a worker killed between completing its cell and its trial leaves a
-    complete cell and a RUNNING trial, which the next reaper completes from the results on the cell."""
+    complete cell and a RUNNING trial, which the next sweep completes from the results on the cell."""
     import optuna
 
     from tornadostudy.study.recovery import reap_lost_workers
@@ -283,6 +283,11 @@ def test_a_trial_whose_worker_died_after_its_cell_completed_is_completed_by_the_
     monkeypatch.undo()
     (trial,) = handle.study.get_trials(deepcopy=False)
     assert trial.state == optuna.trial.TrialState.RUNNING and study_status(handle)["complete"] == 1
+
+    # A look without a sweep reads only the cells table: no cell is stale, so the trial is left for the sweep.
+    assert reap_lost_workers(StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]), sweep=False) == 0
+    (trial,) = StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]).study.get_trials(deepcopy=False)
+    assert trial.state == optuna.trial.TrialState.RUNNING
 
     reap_lost_workers(StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]))
     (trial,) = StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]).study.get_trials(deepcopy=False)

@@ -20,7 +20,7 @@ from tornadostudy.study.handle import StudyHandle
 from tornadostudy.study.records import fail_trial, follow_cell
 from tornadostudy.study.trials import running_trials
 
-__all__ = ["Heartbeat", "heartbeat_s", "reap_every_s", "reap_lost_workers", "stale_after_s"]
+__all__ = ["Heartbeat", "heartbeat_s", "reap_every_s", "reap_lost_workers", "stale_after_s", "sweep_every_s"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,14 @@ def heartbeat_s() -> float:
 def stale_after_s() -> float:
     """Default 5 minutes: ten missed heartbeats, longer than a database restart."""
     return float(os.environ.get("TORNADOSTUDY_STALE_AFTER_S", "300"))
+
+
+def sweep_every_s() -> float:
+    """How often a worker reads the study's RUNNING trials for ones whose worker died outside a cell's
+    lifetime (before recording the trial, or after completing the cell): the stale limit. Such a trial holds no
+    cell, so finding it later delays nothing; reading every RUNNING trial on every look would cost each
+    worker a read that grows with the number of workers."""
+    return float(os.environ.get("TORNADOSTUDY_SWEEP_EVERY_S", stale_after_s()))
 
 
 def reap_every_s() -> float:
@@ -78,19 +86,23 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
 
-def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None = None) -> int:
-    """Reap stale cells and close their trials and runs, and trials whose worker was lost before it
-    recorded them on their cell. Returns the number of cells reaped."""
+def reap_lost_workers(handle: StudyHandle, tracker=None, stale_s: float | None = None, sweep: bool = True) -> int:
+    """Reap stale cells and close their trials and runs. With ``sweep`` (or when a cell was reaped), also
+    read the study's RUNNING trials: close those whose worker was lost before it recorded them on their cell,
+    and complete those whose cell completed with them. A look without a sweep that reaps nothing reads only
+    the cells table. Returns the number of cells reaped."""
     stale_s = stale_after_s() if stale_s is None else stale_s
     runs = _RunCloser(handle, tracker)
     try:
-        return _reap(handle, runs, stale_s)
+        return _reap(handle, runs, stale_s, sweep)
     finally:
         runs.finish()
 
 
-def _reap(handle: StudyHandle, runs: _RunCloser, stale_s: float) -> int:
+def _reap(handle: StudyHandle, runs: _RunCloser, stale_s: float, sweep: bool) -> int:
     rows = handle.cells.reap_stale(handle.name, stale_s, handle.spec.max_attempts)
+    if not rows and not sweep:
+        return 0
     # Straight from the database, filtered there: the study's cached reader would load every trial of the
     # study on a worker's first look (thousands, on every one of an array's workers as they start).
     running = running_trials(handle)

@@ -25,7 +25,14 @@ from tornadostudy.study.claiming import nothing_to_do, start_trial
 from tornadostudy.study.costs import CostRefiner
 from tornadostudy.study.handle import StudyHandle
 from tornadostudy.study.identity import cpu_description, package_versions, worker_id
-from tornadostudy.study.recovery import Heartbeat, heartbeat_s, reap_every_s, reap_lost_workers, stale_after_s
+from tornadostudy.study.recovery import (
+    Heartbeat,
+    heartbeat_s,
+    reap_every_s,
+    reap_lost_workers,
+    stale_after_s,
+    sweep_every_s,
+)
 from tornadostudy.study.stopping import (
     IN_TRIAL,
     STOP_REQUESTED,
@@ -94,7 +101,9 @@ class Worker:
     def __init__(self, opts: WorkerOptions) -> None:
         self.opts = opts
         self.id = worker_id()
-        self._next_reap = 0.0  # the first claim looks for lost workers
+        self._next_reap = 0.0  # the first claim looks for lost workers' cells
+        # Array tasks start together: their first reads of the study's RUNNING trials are spread over an interval.
+        self._next_sweep = time.monotonic() + sweep_every_s() * random.uniform(0.0, 1.0)
         # An array task may start while the database restarts: wait for it, as for any outage.
         self.handle = StudyHandle.open(opts.study, opts.storage_url, wait=True)
         self.spec = self.handle.spec
@@ -383,19 +392,23 @@ class Worker:
         return summary
 
     def _reap(self, force: bool) -> int:
-        """Look for lost workers' cells at most every ``reap_every_s`` (it scans the study's running
-        trials: per claim, that cost would grow with the number of workers), and always before leaving."""
+        """Look for lost workers' cells at most every ``reap_every_s``, and read the study's RUNNING trials
+        (:func:`reap_lost_workers`' sweep) at most every ``sweep_every_s``; both always before leaving. Per claim,
+        either would cost every worker a read that grows with the number of workers."""
         now = time.monotonic()
         if not force and now < self._next_reap:
             return 0
         # A random half to whole interval: array tasks start together, and looks made at the same moment
-        # (each reads the study's running trials) would stall every worker at once.
+        # would stall every worker at once.
         self._next_reap = now + reap_every_s() * random.uniform(0.5, 1.0)
+        sweep = force or now >= self._next_sweep
+        if sweep:
+            self._next_sweep = now + sweep_every_s() * random.uniform(0.5, 1.0)
         try:  # the spooled writes of workers that are gone (killed, timed out) are delivered by us
             self.tracker.adopt_orphaned_spools(stale_after_s())
         except OSError as exc:
             log.warning("could not look for spools of workers that are gone: %s", exc)
-        return retrying(lambda: reap_lost_workers(self.handle, self.tracker), what="look for lost workers")
+        return retrying(lambda: reap_lost_workers(self.handle, self.tracker, sweep=sweep), what="look for lost workers")
 
     def _drain_spool(self, wait_s: float) -> None:
         if left := self.tracker.close(wait_s):
