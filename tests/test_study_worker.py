@@ -273,12 +273,15 @@ def test_a_worker_looks_for_lost_cells_once_per_interval_not_before_every_claim(
     folder, env = study_env
     spec, _ = _create(folder, env, search="batch_size = [64, 128, 256, 512]")
     calls = []
-    monkeypatch.setattr(worker_module, "reap_lost_workers", lambda handle, tracker: calls.append(1) or 0)
+    monkeypatch.setattr(worker_module, "reap_lost_workers", lambda handle, tracker, sweep: calls.append(sweep) or 0)
     monkeypatch.setenv("TORNADOSTUDY_REAP_EVERY_S", "3600")
+    monkeypatch.setenv("TORNADOSTUDY_SWEEP_EVERY_S", "3600")
     opts = WorkerOptions(spec.name, env["TORNADOSTUDY_STORAGE"], env["MLFLOW_TRACKING_URI"], 0, (), None)
     summary = Worker(opts).run()
     assert len(summary.completed) == 4
     assert len(calls) == 2, "once before the first claim and once before leaving, not once per claim"
+    # The first look reads the cells only (its sweep falls within the hour, almost surely later); the last sweeps.
+    assert calls[-1] is True
 
 
 @pytest.mark.slow
