@@ -69,6 +69,11 @@ def test_a_worker_refits_the_waiting_cells_in_the_database(tmp_path):
     done = [c for c, r in rows.items() if r["state"] == "complete"]
     assert all(rows[c]["cost"] == pytest.approx(cell_cost(GRID[c])) for c in done), "only waiting cells change"
     assert not refiner.maybe_refit(), "no new evidence since the last fit"
+    # Another worker refitting on the same finished cells finds every cost written already: it writes no row.
+    written = []
+    cells.set_costs = lambda study, costs: written.append(dict(costs))
+    assert CostRefiner(cells, "s", every_s=0).refit()
+    assert written == [{}]
     # The prior cannot tell live from pre (a tie, broken by cell id: pre); the refit knows live is slower.
     claim = cells.claim("s", 4, "w1")
     assert (claim.params["epochs"], claim.params["data_multiplier"], claim.params["augmentation"]) == (15, 4, "live")

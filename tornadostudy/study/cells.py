@@ -290,7 +290,7 @@ class CellTable:
             .where((t.c.study == study) & (t.c.cell == self.sa.bindparam("c")) & (t.c.state == "waiting"))
             .values(cost=self.sa.bindparam("v"))
         )
-        rows = [{"c": cell, "v": float(cost)} for cell, cost in costs.items()]
+        rows = [{"c": cell, "v": float(cost)} for cell, cost in sorted(costs.items())]  # one order: no deadlock
 
         def attempt():
             with self.engine.begin() as conn:
@@ -322,12 +322,13 @@ class CellTable:
             for r in rows
         ]
 
-    def waiting_params(self, study: str) -> list[tuple[int, dict[str, Any] | None]]:
+    def waiting_params(self, study: str) -> list[tuple[int, dict[str, Any] | None, float]]:
+        """(cell, params, cost) of every waiting cell."""
         t = self.table
-        query = self.sa.select(t.c.cell, t.c.params).where((t.c.study == study) & (t.c.state == "waiting"))
+        query = self.sa.select(t.c.cell, t.c.params, t.c.cost).where((t.c.study == study) & (t.c.state == "waiting"))
 
         return [
-            (r.cell, None if r.params is None else json.loads(r.params))
+            (r.cell, None if r.params is None else json.loads(r.params), float(r.cost))
             for r in self._fetch_all(query, "read waiting cells")
         ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = ["CostRefiner", "cell_cost", "fit_costs"]
 log = logging.getLogger(__name__)
 
 MIN_FINISHED = 6  # fewer finished cells than this say too little to move the prior
+COST_TOLERANCE = 0.01  # a refit moving a cost by less than this leaves the row alone
 RIDGE = 1.0  # pull towards the prior; a few dozen finished cells outweigh it
 
 
@@ -59,14 +61,15 @@ class CostRefiner:
 
     def __init__(self, cells, study: str, every_s: float = 120.0) -> None:
         self.cells, self.study, self.every_s = cells, study, every_s
-        self._next = time.monotonic() + every_s
+        # Array tasks start together: a random phase keeps their refits (reads of every cell) apart.
+        self._next = time.monotonic() + every_s * random.uniform(0.5, 1.5)
         self._fitted_on = 0
 
     def maybe_refit(self) -> bool:
         now = time.monotonic()
         if now < self._next:
             return False
-        self._next = now + self.every_s
+        self._next = now + self.every_s * random.uniform(0.5, 1.5)
         done = retrying(lambda: self.cells.counts(self.study)["complete"], what="count finished cells")
         if done < MIN_FINISHED or done < 1.25 * self._fitted_on:
             return False
@@ -75,15 +78,22 @@ class CostRefiner:
     def refit(self) -> bool:
         finished, waiting = self.cells.durations(self.study), self.cells.waiting_params(self.study)
         usable = [(p, s) for p, s in finished if p is not None and s > 0]
-        waiting = [(c, p) for c, p in waiting if p is not None]
+        waiting = [(c, p, old) for c, p, old in waiting if p is not None]
         if len(usable) < MIN_FINISHED or not waiting:
             return False
         try:
-            costs = fit_costs(usable, [p for _, p in waiting])
+            costs = fit_costs(usable, [p for _, p, _ in waiting])
         except (KeyError, ValueError, np.linalg.LinAlgError) as exc:  # odd params: keep the prior
             log.warning("could not refit cell costs: %s", exc)
             return False
-        self.cells.set_costs(self.study, {c: cost for (c, _), cost in zip(waiting, costs, strict=True)})
+        # Only costs that moved are written: workers refitting on the same finished cells find them written
+        # already, and take no row locks (an update locks its rows until it commits, and claims skip them).
+        changed = {
+            c: cost
+            for (c, _, old), cost in zip(waiting, costs, strict=True)
+            if not math.isclose(cost, old, rel_tol=COST_TOLERANCE)
+        }
+        self.cells.set_costs(self.study, changed)
         self._fitted_on = len(usable)
         log.info("refitted the costs of %d waiting cells on %d finished ones", len(waiting), len(usable))
         return True
