@@ -95,5 +95,10 @@ class CostRefiner:
         }
         self.cells.set_costs(self.study, changed)
         self._fitted_on = len(usable)
-        log.info("refitted the costs of %d waiting cells on %d finished ones", len(waiting), len(usable))
+        log.info(
+            "refitted the costs of %d waiting cells on %d finished ones (%d moved)",
+            len(waiting),
+            len(usable),
+            len(changed),
+        )
         return True
