@@ -94,3 +94,19 @@ def test_a_cells_table_made_before_the_results_column_gets_it(tmp_path):
     claim = cells.claim("s", 0, "w")
     assert cells.record_trial("s", claim.cell, "w", 0)
     assert cells.complete("s", claim.cell, "w", 0, {"values": [1.0]}) and cells.results("s", 0) == {"values": [1.0]}
+
+
+def test_rows_say_how_long_ago_a_cell_finished_on_the_databases_clock(cells):
+    check_rows_say_how_long_ago_a_cell_finished(cells)
+
+
+def check_rows_say_how_long_ago_a_cell_finished(cells: CellTable) -> None:
+    """Shared with the PostgreSQL tests (tests/integration/test_postgres_study.py)."""
+    cells.insert("s", [(0, {}, None, 1.0), (1, {}, None, 1.0)])
+    claim = cells.claim("s", 0, "w")
+    assert cells.record_trial("s", claim.cell, "w", 7)
+    assert cells.complete("s", claim.cell, "w", 7, {"values": [0.5]})
+    rows = {r["cell"]: r for r in cells.rows("s", since_finished=True)}
+    assert 0.0 <= rows[claim.cell]["since_finished_s"] < 60.0
+    assert rows[1 - claim.cell]["since_finished_s"] is None, "a cell that has not finished"
+    assert "since_finished_s" not in cells.rows("s")[0], "only when asked"

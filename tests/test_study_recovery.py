@@ -264,7 +264,8 @@ def test_staleness_is_judged_on_the_database_clock_not_the_workers(tmp_path, mon
 @pytest.mark.slow
 def test_a_trial_whose_worker_died_after_its_cell_completed_is_completed_by_the_reaper(study_env, monkeypatch):
     """The cell is the commit point: a worker killed between completing its cell and its trial leaves a
-    complete cell and a RUNNING trial, which the next sweep completes from the results on the cell."""
+    complete cell and a RUNNING trial, which a sweep completes from the results on the cell once the cell has been
+    complete for the stale interval."""
     import optuna
 
     from tornadostudy.study.recovery import reap_lost_workers
@@ -289,7 +290,12 @@ def test_a_trial_whose_worker_died_after_its_cell_completed_is_completed_by_the_
     (trial,) = StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]).study.get_trials(deepcopy=False)
     assert trial.state == optuna.trial.TrialState.RUNNING
 
-    reap_lost_workers(StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]))
+    # Within the stale interval the cell's worker may still be completing the trial: a sweep leaves it.
+    reap_lost_workers(StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]), stale_s=3600.0)
+    (trial,) = StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]).study.get_trials(deepcopy=False)
+    assert trial.state == optuna.trial.TrialState.RUNNING
+
+    reap_lost_workers(StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]), stale_s=0.0)
     (trial,) = StudyHandle.open(spec.name, env["TORNADOSTUDY_STORAGE"]).study.get_trials(deepcopy=False)
     assert trial.state == optuna.trial.TrialState.COMPLETE and len(trial.values) == 1
     assert trial.user_attrs["metrics"]["wall_time_s"] > 0

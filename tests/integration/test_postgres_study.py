@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from tests.conftest import start_workers, wait_all, write_sim_spec
+from tests.test_study_cells import check_rows_say_how_long_ago_a_cell_finished
 from tests.test_study_records import (
     Book,
     check_a_completion_wins_over_a_late_reaper,
@@ -95,6 +96,13 @@ def test_a_pooled_connection_is_pinged_after_idling_and_a_dropped_one_is_replace
         backend()
     third = storage.retrying(backend, what="read the backend", first_delay=0.01)  # ... and a retry runs again
     assert third not in (first, second)
+
+
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_rows_say_how_long_ago_a_cell_finished_on_the_servers_clock(postgres_factory, driver):
+    table = CellTable(make_engine(_with_driver(resolve_storage_url(postgres_factory()), driver)))
+    table.create_schema()
+    check_rows_say_how_long_ago_a_cell_finished(table)
 
 
 @pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])

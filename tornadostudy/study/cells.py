@@ -390,10 +390,12 @@ class CellTable:
             found = dict(conn.execute(query).all())
         return {state: int(found.get(state, 0)) for state in STATES}
 
-    def rows(self, study: str, cells: set[int] | None = None) -> list[dict[str, Any]]:
-        """Every row of the study, or only the given cells."""
+    def rows(self, study: str, cells: set[int] | None = None, since_finished: bool = False) -> list[dict[str, Any]]:
+        """Every row of the study, or only the given cells. With ``since_finished``, each row also holds
+        ``since_finished_s``: the seconds since the cell finished, on the database's clock (None if it has not)."""
         t = self.table
-        query = self.sa.select(t).where(t.c.study == study)
+        columns = [t, (self.now - t.c.finished_at).label("since_finished_s")] if since_finished else [t]
+        query = self.sa.select(*columns).where(t.c.study == study)
         if cells is not None:
             query = query.where(t.c.cell.in_(sorted(cells)))
         with self.engine.connect() as conn:

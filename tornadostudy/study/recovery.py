@@ -5,7 +5,8 @@ than ``stale_after_s`` is reaped by whoever looks next — any worker before it 
 ``run``'s progress loop — so a lost cell is found even when no other worker asks for work: it goes back
 to ``waiting`` (a lost attempt counts towards ``max_attempts``), its Optuna trial is marked FAIL and its
 MLflow run KILLED. A RUNNING trial whose cell completed with it (its worker died between the cell's completion,
-the commit point, and the trial's) is completed from the results on the cell.
+the commit point, and the trial's) is completed from the results on the cell, once the cell has been complete
+for ``stale_after_s``: until then its worker may still be completing the trial itself.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def _reap(handle: StudyHandle, runs: _RunCloser, stale_s: float, sweep: bool) ->
     if not running:
         return len(rows)
     cells_of_running = {t.user_attrs.get("cell") for t in running.values()} - {None}
-    rows_now = {r["cell"]: r for r in handle.cells.rows(handle.name, cells_of_running)}
+    rows_now = {r["cell"]: r for r in handle.cells.rows(handle.name, cells_of_running, since_finished=True)}
     _fail_orphaned_trials(handle, runs, running, rows_now, {r["trial_number"] for r in rows}, stale_s)
     return len(rows)
 
@@ -154,7 +155,10 @@ def _fail_orphaned_trials(
             if row is None:
                 continue
         if row is not None and row["state"] == "complete" and row["trial_number"] == number:
-            # The cell completed with this trial (the commit point); its worker died before the trial followed.
+            # The cell completed with this trial (the commit point). Its worker completes the trial right after;
+            # a trial still RUNNING a stale interval later lost its worker in between.
+            if (row["since_finished_s"] or 0.0) < stale_s:
+                continue
             log.warning("trial %d: its cell completed with it; completing the trial from the cell", number)
             results = json.loads(row["results"] or "{}")
             follow_cell(handle.storage, handle.trial_id(number), number, results, row["run_id"])
